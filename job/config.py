@@ -1,0 +1,175 @@
+"""The job's whole configuration: one typed model read from `FT_*` environment variables.
+
+This model is the contract between the manifests (launcher templates, Helm chart) and the job.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Mapping
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from job.errors import BadInput
+
+ENV_PREFIX = "FT_"
+PUBLIC_HUB = "https://gitee.com/mindspore/hub/raw/master"
+
+
+def default_hub_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mindspore-finetune" / "hub"
+
+
+class DeviceTarget(str, Enum):
+    CPU = "CPU"
+    GPU = "GPU"
+    ASCEND = "Ascend"
+
+
+class AmpLevel(str, Enum):
+    O0 = "O0"
+    O1 = "O1"
+    O2 = "O2"
+    O3 = "O3"
+
+
+class Settings(BaseSettings):
+    """Fine-tuning job settings; each field is read from FT_<NAME IN UPPER CASE>."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False, extra="ignore",
+                                      use_enum_values=False, validate_default=True)
+
+    model: str = Field(description="Hub model: an id such as mindspore/1.6/googlenet_cifar10, a descriptor URL "
+                                   "ending in .md (https://, s3://, file://) or a local descriptor path.")
+    hub_mirror: str = Field(PUBLIC_HUB, description="Hub root holding mshub_res/assets/<id>.md: a base URL, a "
+                                                    "local directory or an s3:// prefix.")
+    hub_cache: Path = Field(default_factory=default_hub_cache,
+                            description="Directory caching descriptors and checkpoints (sha256-verified).")
+    hub_offline: bool = Field(False, description="Never use the network for the hub; fail if the cache lacks "
+                                                 "something.")
+    hub_network_dir: Path | None = Field(None, description="Opt-in: a local directory whose "
+                                                           "mindspore_hub_conf.py builds networks the job does not "
+                                                           "ship. Runs that code; unset means built-in networks only.")
+    train_data: str = Field(description="Training images in ImageFolder layout (one folder per class).")
+    eval_data: str = Field(description="Evaluation images in ImageFolder layout; classes must exist in the "
+                                       "training set.")
+    output: str = Field(description="Where checkpoints, metrics, plots and the MINDIR export are written.")
+    num_classes: int | None = Field(None, ge=2, description="Number of classes; unset means the number of class "
+                                                            "folders in FT_TRAIN_DATA, set means it must match.")
+    epochs: int = Field(60, ge=1, description="Training epochs.")
+    batch_size: int = Field(32, ge=1, description="Images per training step.")
+    image_size: int = Field(224, ge=16, le=4096, description="Square input size in pixels.")
+    lr_init: float = Field(0.0, ge=0, description="Learning rate at step 0 (start of the linear warmup).")
+    lr_max: float = Field(0.01, gt=0, description="Learning rate at the end of the warmup (cosine peak).")
+    lr_end: float = Field(0.0, ge=0, description="Learning rate the cosine decay ends at.")
+    warmup_epochs: float = Field(2.0, ge=0, description="Epochs of linear warmup from FT_LR_INIT to FT_LR_MAX.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="Momentum of the SGD optimizer.")
+    weight_decay: float = Field(4e-5, ge=0, description="Weight decay; never applied to BatchNorm or bias.")
+    freeze_backbone: bool = Field(False, description="Train only the new head; backbone weights and BatchNorm "
+                                                     "statistics stay as loaded.")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing factor of the loss.")
+    augment: bool = Field(True, description="Random resized crop (and flip) for training; off means the eval "
+                                            "transform.")
+    hflip: bool = Field(True, description="Random horizontal flip when augmenting (turn off for text, digits).")
+    crop_min_scale: float = Field(0.08, gt=0, le=1, description="Smallest image area fraction of the random "
+                                                                "resized crop.")
+    device_target: DeviceTarget = Field(DeviceTarget.CPU, description="CPU, GPU or Ascend.")
+    device_id: int = Field(0, ge=0, description="Device index on GPU or Ascend.")
+    amp_level: AmpLevel = Field(AmpLevel.O0, description="Mixed precision: O0 (fp32), O1, O2 (with dynamic loss "
+                                                         "scaling) or O3.")
+    seed: int = Field(1, ge=0, description="Seed for weights of the new head, shuffling and augmentation.")
+    num_workers: int = Field(0, ge=0, description="Data pipeline workers; 0 means one per CPU core.")
+    log_every: int = Field(10, ge=1, description="Training steps between progress lines.")
+    eval_every: int = Field(1, ge=0, description="Evaluate every N epochs (used to pick `best`); 0 evaluates "
+                                                 "only after the last epoch.")
+    export_mindir: bool = Field(True, description="Export the fine-tuned network with softmax as MINDIR.")
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> "Settings":
+        problems = []
+        if self.lr_init > self.lr_max:
+            problems.append(f"FT_LR_INIT ({self.lr_init}) must not exceed FT_LR_MAX ({self.lr_max})")
+        if self.lr_end > self.lr_max:
+            problems.append(f"FT_LR_END ({self.lr_end}) must not exceed FT_LR_MAX ({self.lr_max})")
+        if self.warmup_epochs > self.epochs:
+            problems.append(f"FT_WARMUP_EPOCHS ({self.warmup_epochs}) must not exceed FT_EPOCHS ({self.epochs})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a field."""
+    return ENV_PREFIX + field.upper()
+
+
+def known_variables() -> list[str]:
+    """Every variable the job reads, in declaration order."""
+    return [env_name(name) for name in Settings.model_fields]
+
+
+def required_variables() -> list[str]:
+    """Variables without a default: every manifest must set them."""
+    return [env_name(name) for name, field in Settings.model_fields.items() if field.is_required()]
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    known = set(known_variables())
+    problems = []
+    for name in sorted(environ):
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known:
+            guess = difflib.get_close_matches(name.upper(), known, n=1)
+            hint = f" (did you mean {guess[0]}?)" if guess else ""
+            problems.append(f"{name}: not a setting of this job{hint}")
+    return problems
+
+
+def _describe(error: dict) -> str:
+    location = error["loc"]
+    if not location:
+        return error["msg"].removeprefix("Value error, ")
+    name = env_name(str(location[0]))
+    if error["type"] == "missing":
+        return f"{name}: required but not set"
+    given = error.get("input")
+    return f"{name}: {error['msg']} (got {given!r})"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings; every problem is listed in one BadInput message."""
+    environ = os.environ if environ is None else environ
+    problems = _unknown_variables(environ)
+    settings = None
+    values = {key[len(ENV_PREFIX):].lower(): value for key, value in environ.items()
+              if key.upper().startswith(ENV_PREFIX) and key.upper() in set(known_variables())}
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        problems.extend(_describe(error) for error in exc.errors())
+    if problems:
+        raise BadInput("invalid configuration: " + "; ".join(problems)
+                       + ". Fix these variables (python -m job --help lists them all).")
+    assert settings is not None
+    return settings
+
+
+def help_text() -> str:
+    """`python -m job --help`, generated from the settings model."""
+    lines = ["usage: python -m job [--help]", "",
+             "Fine-tunes a MindSpore Hub model and evaluates it. Configured only by environment variables:", ""]
+    for name, field in Settings.model_fields.items():
+        if field.is_required():
+            default = "required"
+        else:
+            value = field.get_default(call_default_factory=True)
+            default = "unset" if value is None else f"default {getattr(value, 'value', value)}"
+        lines.append(f"  {env_name(name):<20} {field.description} [{default}]")
+    lines += ["", "Storage credentials use the standard AWS_* variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+              "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION).",
+              "Exit codes: 0 done; 2 bad configuration or input (do not retry); 3 hub or storage unreachable "
+              "(retry); 1 unexpected error (retry)."]
+    return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""Image sets in ImageFolder layout: scanning and checking them, and the MindSpore input pipelines."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from job.errors import BadInput
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
+EVAL_RESIZE_RATIO = 0.875  # resize to size / 0.875, then center-crop `size`, as for ImageNet evaluation
+SHOWN = 5
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    """A scanned ImageFolder tree: class folder names (sorted) and their image files."""
+
+    root: Path
+    files: dict[str, list[Path]]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.files)
+
+    @property
+    def size(self) -> int:
+        return sum(len(paths) for paths in self.files.values())
+
+    @property
+    def suffixes(self) -> list[str]:
+        return sorted({path.suffix for paths in self.files.values() for path in paths})
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def scan_image_folder(root: Path, variable: str) -> ImageFolder:
+    """List `root`'s class folders and images; `variable` names the setting in error messages."""
+    if not root.is_dir():
+        raise BadInput(f"{variable}={root} is not a directory; point it at a folder with one sub-folder per class")
+    entries = sorted(root.iterdir())
+    loose = [entry.name for entry in entries if _is_image(entry)]
+    if loose:
+        raise BadInput(f"{variable}={root} holds images directly ({_listing(loose)}); move them into one "
+                       f"sub-folder per class (ImageFolder layout)")
+    folders = [entry for entry in entries if entry.is_dir() and not entry.name.startswith(".")]
+    if not folders:
+        raise BadInput(f"{variable}={root} has no class folders; it needs one sub-folder of images per class")
+    files = {folder.name: sorted(path for path in folder.iterdir() if _is_image(path)) for folder in folders}
+    empty = [name for name, paths in files.items() if not paths]
+    if empty:
+        raise BadInput(f"{variable}={root} has class folders without images ({_listing(empty)}); add "
+                       f"{'/'.join(sorted(IMAGE_SUFFIXES))} images or remove the folders")
+    return ImageFolder(root, files)
+
+
+def _unreadable(path: Path) -> str | None:
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+        return f"{path} ({type(exc).__name__})"
+    return None
+
+
+def check_images_readable(folder: ImageFolder, variable: str, workers: int) -> None:
+    """Decode every image once (in parallel) so a bad file stops the job before training, not halfway."""
+    paths = [path for paths in folder.files.values() for path in paths]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        bad = [problem for problem in pool.map(_unreadable, paths) if problem]
+    if bad:
+        raise BadInput(f"{variable} has {len(bad)} unreadable images: {_listing(bad)}; replace or delete them")
+
+
+def check_classes(train: ImageFolder, evaluation: ImageFolder, num_classes: int | None) -> list[str]:
+    """The class list (train folders, sorted); the eval set and FT_NUM_CLASSES must agree with it."""
+    if num_classes is not None and num_classes != len(train.classes):
+        raise BadInput(f"FT_NUM_CLASSES={num_classes} but FT_TRAIN_DATA has {len(train.classes)} class folders "
+                       f"({_listing(train.classes)}); set FT_NUM_CLASSES={len(train.classes)} or fix the data")
+    unknown = sorted(set(evaluation.classes) - set(train.classes))
+    if unknown:
+        raise BadInput(f"FT_EVAL_DATA has classes the training set lacks ({_listing(unknown)}); the model can "
+                       f"never predict them: add them to FT_TRAIN_DATA or remove them from FT_EVAL_DATA")
+    return train.classes
+
+
+def worker_count(configured: int) -> int:
+    return configured or os.cpu_count() or 1
+
+
+def build_dataset(folder: ImageFolder, classes: list[str], *, training: bool, augment: bool, hflip: bool,
+                  crop_min_scale: float, image_size: int, batch_size: int, workers: int,
+                  shard: tuple[int, int] | None = None):
+    """Batched (image CHW float32, label int32) MindSpore dataset; decoding and transforms run in parallel."""
+    import mindspore as ms
+    import mindspore.dataset as ds
+    from mindspore.dataset import transforms, vision
+
+    index = {name: classes.index(name) for name in folder.classes}
+    num_shards, shard_id = shard if shard else (None, None)
+    dataset = ds.ImageFolderDataset(str(folder.root), num_parallel_workers=workers, shuffle=training,
+                                    extensions=folder.suffixes, class_indexing=index, decode=False,
+                                    num_shards=num_shards, shard_id=shard_id)
+    if training and augment:
+        image_ops = [vision.RandomCropDecodeResize(image_size, scale=(crop_min_scale, 1.0))]
+        if hflip:
+            image_ops.append(vision.RandomHorizontalFlip())
+    else:
+        image_ops = [vision.Decode(), vision.Resize(int(image_size / EVAL_RESIZE_RATIO)),
+                     vision.CenterCrop(image_size)]
+    image_ops += [vision.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), vision.HWC2CHW()]
+    dataset = dataset.map(image_ops, input_columns="image", num_parallel_workers=workers)
+    dataset = dataset.map(transforms.TypeCast(ms.int32), input_columns="label", num_parallel_workers=1)
+    return dataset.batch(batch_size, drop_remainder=training)

@@ -1,0 +1,160 @@
+"""A MindSpore Hub loader with the API shape of `mindspore_hub.load`, plus mirrors, a verified cache and
+offline use. Networks are built from the architectures shipped with the job, never from downloaded code."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from job import storage
+from job.config import PUBLIC_HUB, default_hub_cache
+from job.errors import BadInput
+from job.hub.cache import HubCache
+from job.hub.descriptor import Asset, Descriptor, parse_descriptor
+
+__all__ = ["HubEntry", "load", "load_checkpoint_into", "resolve"]
+
+ID_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+CHECKPOINT_FORMAT = "ckpt"
+
+
+@dataclass(frozen=True)
+class HubEntry:
+    """A resolved hub entry: its descriptor, and the verified local checkpoint when one was asked for."""
+
+    name: str
+    descriptor: Descriptor
+    checkpoint: Path | None
+
+
+def _descriptor_location(name: str, mirror: str) -> tuple[str, str]:
+    """(descriptor URI or path, cache key) for a hub id, a descriptor URL or a local descriptor path."""
+    if name.endswith(".md"):
+        if storage.is_remote(name) or name.startswith("file://"):
+            return name, "url-" + hashlib.sha256(name.encode()).hexdigest()[:24]
+        return name, ""
+    parts = name.split("/")
+    if len(parts) not in (3, 4) or not all(ID_PART.match(part) for part in parts):
+        raise BadInput(f"'{name}' is not a hub model id; use owner/version/name such as "
+                       f"mindspore/1.6/googlenet_cifar10, a URL ending in .md, or a local .md path")
+    return storage.join(mirror, "mshub_res", "assets", name + ".md"), "id-" + "/".join(parts)
+
+
+def _read_descriptor(name: str, mirror: str, cache: HubCache, offline: bool, force_reload: bool) -> tuple[str, str]:
+    """(descriptor text, where it came from), using the cache when it holds the descriptor."""
+    location, key = _descriptor_location(name, mirror)
+    if not key:  # a local descriptor file: read as is, nothing to cache
+        try:
+            return storage.local_path(location).read_text(encoding="utf-8"), location
+        except FileNotFoundError:
+            raise BadInput(f"hub descriptor {location} does not exist; check FT_MODEL") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"hub descriptor {location} cannot be read ({exc}); check FT_MODEL") from exc
+    cached = cache.descriptor_path(key)
+    if cached.is_file() and not force_reload:
+        return cached.read_text(encoding="utf-8"), location
+    if offline:
+        raise BadInput(f"hub descriptor for '{name}' is not in the cache {cache.root} and offline mode is on; "
+                       f"turn FT_HUB_OFFLINE off once, or copy the descriptor into the cache")
+    try:
+        text = storage.read_text(location)
+    except FileNotFoundError:
+        raise BadInput(f"unknown hub model '{name}': {location} does not exist; check FT_MODEL and "
+                       f"FT_HUB_MIRROR") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"hub descriptor {location} is not UTF-8 text; check FT_MODEL") from exc
+    return text, location
+
+
+def _asset_uri(asset: Asset, descriptor_location: str) -> str:
+    """Absolute links are used as they are; relative links resolve against the descriptor's directory."""
+    if urlparse(asset.link).scheme in ("http", "https", "s3", "file"):
+        return asset.link
+    if storage.is_remote(descriptor_location) or descriptor_location.startswith("file://"):
+        return descriptor_location.rsplit("/", 1)[0] + "/" + asset.link
+    return str(storage.local_path(descriptor_location).parent / asset.link)
+
+
+def _checkpoint(descriptor: Descriptor, location: str, cache: HubCache, offline: bool) -> Path:
+    asset = descriptor.asset(CHECKPOINT_FORMAT)
+    cached = cache.verified_asset(asset)
+    if cached is not None:
+        return cached
+    if offline:
+        raise BadInput(f"checkpoint {asset.file_name} (sha256 {asset.sha256}) is not in the cache {cache.root} "
+                       f"and offline mode is on; turn FT_HUB_OFFLINE off once to download it")
+    uri = _asset_uri(asset, location)
+    try:
+        return cache.fetch_asset(asset, uri)
+    except FileNotFoundError:
+        raise BadInput(f"checkpoint {uri} listed by the hub descriptor does not exist; fix the descriptor's "
+                       f"asset-link or the mirror") from None
+
+
+def resolve(name: str, *, pretrained: bool = True, mirror: str = PUBLIC_HUB, cache_dir: Path | str | None = None,
+            offline: bool = False, force_reload: bool = False) -> HubEntry:
+    """Find a hub entry's descriptor and, if `pretrained`, its verified checkpoint (downloaded if needed)."""
+    cache = HubCache(Path(cache_dir) if cache_dir else default_hub_cache())
+    text, location = _read_descriptor(name, mirror, cache, offline, force_reload)
+    descriptor = parse_descriptor(text, location)
+    _, key = _descriptor_location(name, mirror)
+    checkpoint = _checkpoint(descriptor, location, cache, offline) if pretrained else None
+    if key and (force_reload or not cache.descriptor_path(key).is_file()):
+        cache.store_descriptor(key, text)
+    return HubEntry(name, descriptor, checkpoint)
+
+
+def _external_network(network_dir: Path, model_name: str, *args, **kwargs):
+    conf = Path(network_dir) / "mindspore_hub_conf.py"
+    if not conf.is_file():
+        raise BadInput(f"{conf} does not exist; FT_HUB_NETWORK_DIR must be a local directory holding the "
+                       f"hub's mindspore_hub_conf.py")
+    spec = importlib.util.spec_from_file_location("mindspore_hub_conf", conf)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "create_network"):
+        raise BadInput(f"{conf} has no create_network(name, *args, **kwargs) function")
+    return module.create_network(model_name, *args, **kwargs)
+
+
+def load_checkpoint_into(network, checkpoint: Path) -> None:
+    """Load a checkpoint into `network`; every network parameter must be in it with the same shape."""
+    import mindspore as ms
+
+    try:
+        parameters = ms.load_checkpoint(str(checkpoint))
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise BadInput(f"checkpoint {checkpoint} cannot be read ({exc}); it is damaged or not a MindSpore "
+                       f"checkpoint") from exc
+    try:
+        missing, _ = ms.load_param_into_net(network, parameters, strict_load=True)
+    except (ValueError, RuntimeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"checkpoint {checkpoint} does not fit the network ({first_line}); check num_classes "
+                       f"and include_top") from exc
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise BadInput(f"checkpoint {checkpoint} lacks {len(missing)} parameters of the network ({shown}); it "
+                       f"was saved from another architecture")
+
+
+def load(name: str, *args, pretrained: bool = True, mirror: str = PUBLIC_HUB, cache_dir: Path | str | None = None,
+         offline: bool = False, force_reload: bool = False, network_dir: Path | str | None = None, **kwargs):
+    """Build the hub entry's network (`*args`/`**kwargs` such as include_top, num_classes go to its constructor)
+    and, if `pretrained`, load its sha256-verified checkpoint into it."""
+    entry = resolve(name, pretrained=pretrained, mirror=mirror, cache_dir=cache_dir, offline=offline,
+                    force_reload=force_reload)
+    model_name = entry.descriptor.model_name
+    if network_dir is not None:
+        network = _external_network(Path(network_dir), model_name, *args, **kwargs)
+    else:
+        from job.models import create_network
+
+        network = create_network(model_name, *args, **kwargs)
+    if entry.checkpoint is not None:
+        load_checkpoint_into(network, entry.checkpoint)
+    return network

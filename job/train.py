@@ -1,0 +1,141 @@
+"""Fine-tuning: the network with its new head, the optimizer, the training step and the epoch loop."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn, ops
+
+from job.config import AmpLevel, Settings
+from job.models.googlenet import WithHead
+from job.progress import Progress
+from job.schedule import warmup_cosine
+
+NO_DECAY_SUFFIXES = (".gamma", ".beta", ".bias")
+
+
+def fine_tune_network(backbone: nn.Cell, num_classes: int, freeze_backbone: bool) -> nn.Cell:
+    """Backbone + new head (mean over H, W -> flatten -> Dense(1024, num_classes)) with model-zoo names.
+
+    A frozen backbone keeps its weights and uses its stored BatchNorm statistics, so it is a fixed function.
+    """
+    if freeze_backbone:
+        for parameter in backbone.get_parameters():
+            parameter.requires_grad = False
+        for _, cell in backbone.cells_and_names():
+            if isinstance(cell, nn.BatchNorm2d):
+                cell.use_batch_statistics = False
+    return WithHead(backbone, num_classes)
+
+
+def build_optimizer(network: nn.Cell, learning_rates: list[float], momentum: float,
+                    weight_decay: float) -> nn.Optimizer:
+    """Momentum over the trainable parameters; no weight decay on BatchNorm gamma/beta or biases."""
+    trainable = network.trainable_params()
+    decay = [p for p in trainable if not p.name.endswith(NO_DECAY_SUFFIXES)]
+    no_decay = [p for p in trainable if p.name.endswith(NO_DECAY_SUFFIXES)]
+    groups = [group for group in ({"params": decay, "weight_decay": weight_decay},
+                                  {"params": no_decay, "weight_decay": 0.0}) if group["params"]]
+    return nn.Momentum(groups, learning_rate=ms.Tensor(np.array(learning_rates, dtype=np.float32)),
+                       momentum=momentum)
+
+
+class TrainStep(nn.Cell):
+    """One optimisation step; returns (loss, correct predictions in the batch)."""
+
+    def __init__(self, network: nn.Cell, loss_fn: nn.Cell, optimizer: nn.Optimizer, loss_scaler=None) -> None:
+        super().__init__(auto_prefix=False)
+        self.network = network
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.loss_scaler = loss_scaler
+        self.grad_fn = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
+
+    def forward(self, images, labels):
+        logits = self.network(images)
+        loss = self.loss_fn(logits.astype(ms.float32), labels)
+        if self.loss_scaler is not None:
+            loss = self.loss_scaler.scale(loss)
+        return loss, logits
+
+    def construct(self, images, labels):
+        (loss, logits), grads = self.grad_fn(images, labels)
+        if self.loss_scaler is not None:
+            loss = self.loss_scaler.unscale(loss)
+            grads = self.loss_scaler.unscale(grads)
+            finite = ms.amp.all_finite(grads)
+            self.loss_scaler.adjust(finite)
+            if finite:
+                loss = ops.depend(loss, self.optimizer(grads))
+        else:
+            loss = ops.depend(loss, self.optimizer(grads))
+        correct = (logits.argmax(axis=1) == labels).astype(ms.float32).sum()
+        return loss, correct
+
+
+@dataclass
+class EpochRecord:
+    """One epoch of the training history, as written to metrics.json."""
+
+    epoch: int
+    loss: float
+    train_accuracy: float
+    lr: float
+    seconds: float
+    images_per_second: float
+    eval: dict = field(default_factory=dict)
+
+
+def _train_step(network: nn.Cell, optimizer: nn.Optimizer, settings: Settings) -> TrainStep:
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    loss_scaler = None
+    if settings.amp_level is not AmpLevel.O0:
+        network = ms.amp.auto_mixed_precision(network, settings.amp_level.value)
+        if settings.amp_level in (AmpLevel.O2, AmpLevel.O3):
+            loss_scaler = ms.amp.DynamicLossScaler(scale_value=2.0 ** 16, scale_factor=2, scale_window=1000)
+    step = TrainStep(network, loss_fn, optimizer, loss_scaler)
+    step.set_train()
+    return step
+
+
+def fit(network: nn.Cell, train_set, settings: Settings, progress: Progress,
+        end_of_epoch: Callable[[EpochRecord, nn.Cell], None]) -> list[EpochRecord]:
+    """Train for settings.epochs; `end_of_epoch(record, step_cell)` evaluates and saves after each epoch."""
+    steps_per_epoch = train_set.get_dataset_size()
+    rates = warmup_cosine(settings.lr_init, settings.lr_max, settings.lr_end, settings.warmup_epochs,
+                          settings.epochs, steps_per_epoch)
+    optimizer = build_optimizer(network, rates, settings.momentum, settings.weight_decay)
+    step = _train_step(network, optimizer, settings)
+    batches = train_set.create_tuple_iterator(num_epochs=settings.epochs)
+    history = []
+    global_step = 0
+    for epoch in range(1, settings.epochs + 1):
+        network.set_train(True)
+        started = window_started = time.perf_counter()
+        loss_sum = correct_sum = 0.0
+        seen = window_seen = 0
+        for images, labels in batches:
+            loss, correct = step(images, labels)
+            batch = labels.shape[0]
+            loss_sum += float(loss.asnumpy()) * batch
+            correct_sum += float(correct.asnumpy())
+            seen += batch
+            window_seen += batch
+            global_step += 1
+            if global_step % settings.log_every == 0:
+                now = time.perf_counter()
+                progress.emit("step", epoch=epoch, step=global_step, loss=round(loss_sum / seen, 5),
+                              accuracy=round(correct_sum / seen, 5), lr=rates[global_step - 1],
+                              images_per_second=round(window_seen / (now - window_started), 2))
+                window_started, window_seen = now, 0
+        seconds = time.perf_counter() - started
+        record = EpochRecord(epoch=epoch, loss=loss_sum / seen, train_accuracy=correct_sum / seen,
+                             lr=rates[global_step - 1], seconds=round(seconds, 3),
+                             images_per_second=round(seen / seconds, 2))
+        end_of_epoch(record, step)
+        history.append(record)
+    return history

@@ -41,9 +41,9 @@ class HubCache:
     def asset_path(self, asset: Asset) -> Path:
         return self.root / "assets" / asset.sha256 / asset.file_name
 
-    def quarantine(self, path: Path, found_sha256: str) -> Path:
+    def quarantine(self, path: Path, asset: Asset, found_sha256: str) -> Path:
         """Move a file whose content does not match its sha256 out of the way, keeping it for inspection."""
-        target = self.root / "quarantine" / f"{path.name}.{found_sha256[:16]}.{time.time_ns()}"
+        target = self.root / "quarantine" / f"{asset.file_name}.{found_sha256[:16]}.{time.time_ns()}"
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
         return target
@@ -56,7 +56,7 @@ class HubCache:
         found = sha256_of(path)
         if found == asset.sha256:
             return path
-        self.quarantine(path, found)
+        self.quarantine(path, asset, found)
         return None
 
     def fetch_asset(self, asset: Asset, uri: str) -> Path:
@@ -64,7 +64,7 @@ class HubCache:
         incoming = storage.download(uri, self.root / "incoming" / f"{asset.sha256}.{os.getpid()}")
         found = sha256_of(incoming)
         if found != asset.sha256:
-            kept = self.quarantine(incoming, found)
+            kept = self.quarantine(incoming, asset, found)
             raise BadInput(f"sha256 mismatch for {uri}: the descriptor says {asset.sha256}, the download is "
                            f"{found} (quarantined at {kept}); fix the descriptor or the mirror's file")
         path = self.asset_path(asset)

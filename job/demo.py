@@ -1,0 +1,72 @@
+"""The embedded default, end to end on the CPU with no network (`python -m job.demo`, run by `make demo`).
+
+1. Builds a small real data set: scikit-learn's handwritten digits as 32x32 RGB PNGs, digits 0-4 and 5-9.
+2. Publishes a local hub entry: GoogleNet pretrained on digits 0-4, its checkpoint, descriptor and sha256.
+3. Runs the job (`python -m job`) on digits 5-9 from that hub entry with include_top=False, and evaluates.
+
+The last line printed is the job's JSON summary (top1, metrics, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from job.config import DeviceTarget, load_settings
+
+HUB_ID = "local/1.0/googlenet_digits04"
+IMAGE_SIZE = 32
+COMMON = {"FT_IMAGE_SIZE": str(IMAGE_SIZE), "FT_BATCH_SIZE": "32", "FT_HFLIP": "false",
+          "FT_CROP_MIN_SCALE": "0.6", "FT_WARMUP_EPOCHS": "1", "FT_LOG_EVERY": "10", "FT_DEVICE_TARGET": "CPU"}
+PRETRAIN = {**COMMON, "FT_EPOCHS": "6", "FT_LR_MAX": "0.05", "FT_EXPORT_MINDIR": "false"}
+FINE_TUNE = {**COMMON, "FT_EPOCHS": "8", "FT_LR_MAX": "0.02"}
+
+
+def _data(root: Path, digits: list[int]) -> tuple[Path, Path]:
+    """The digits' train/eval folders, written once (a marker file says the set is complete)."""
+    from job.digits import write_digits
+
+    folder = root / "data" / ("digits-" + "".join(map(str, digits)))
+    if not (folder / ".complete").exists():
+        write_digits(folder, digits, image_size=IMAGE_SIZE)
+        (folder / ".complete").touch()
+    return folder / "train", folder / "eval"
+
+
+def _publish_pretrained(root: Path, hub_root: Path) -> None:
+    """Pretrain GoogleNet from scratch on digits 0-4 and publish it as HUB_ID, unless already published."""
+    if (hub_root / "mshub_res" / "assets" / f"{HUB_ID}.md").exists():
+        return
+    from job.device import prepare_process
+
+    prepare_process(DeviceTarget.CPU)
+    from job.hub.publish import publish
+    from job.models.googlenet import googlenet
+    from job.progress import Progress
+    from job.runner import BEST, run
+
+    train, evaluation = _data(root, [0, 1, 2, 3, 4])
+    output = root / "pretrain" / time.strftime("%Y%m%d-%H%M%S")
+    settings = load_settings({"FT_MODEL": "googlenet (from scratch)", "FT_TRAIN_DATA": str(train),
+                              "FT_EVAL_DATA": str(evaluation), "FT_OUTPUT": str(output), **PRETRAIN})
+    summary = run(settings, Progress(), backbone=googlenet(include_top=False))
+    publish(hub_root, HUB_ID, "googlenet", output / BEST, **{"backbone-name": "googlenet", "module-type": "cv",
+            "fine-tunable": "True", "train-dataset": "digits 0-4", "evaluation": f"top1 {summary['top1']:.4f}"})
+
+
+def main() -> int:
+    root = Path(os.environ.get("DEMO_DIR", ".demo")).resolve()
+    hub_root = root / "hub"
+    _publish_pretrained(root, hub_root)
+    train, evaluation = _data(root, [5, 6, 7, 8, 9])
+    environment = {**os.environ, **FINE_TUNE, "FT_MODEL": HUB_ID, "FT_HUB_MIRROR": str(hub_root),
+                   "FT_HUB_CACHE": str(root / "hub-cache"), "FT_TRAIN_DATA": str(train),
+                   "FT_EVAL_DATA": str(evaluation), "FT_OUTPUT": str(root / "runs" / time.strftime("%Y%m%d-%H%M%S"))}
+    return subprocess.run([sys.executable, "-m", "job"], env=environment, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     lr_init: float = Field(0.0, ge=0, description="Learning rate at step 0 (start of the linear warmup).")
     lr_max: float = Field(0.01, gt=0, description="Learning rate at the end of the warmup (cosine peak).")
     lr_end: float = Field(0.0, ge=0, description="Learning rate the cosine decay ends at.")
-    warmup_epochs: float = Field(2.0, ge=0, description="Epochs of linear warmup from FT_LR_INIT to FT_LR_MAX.")
+    warmup_epochs: float = Field(2.0, ge=0, description="Epochs of linear warmup from FT_LR_INIT to FT_LR_MAX "
+                                                        "(when unset: 2, or FT_EPOCHS if smaller).")
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum of the SGD optimizer.")
     weight_decay: float = Field(4e-5, ge=0, description="Weight decay; never applied to BatchNorm or bias.")
     freeze_backbone: bool = Field(False, description="Train only the new head; backbone weights and BatchNorm "
@@ -91,6 +92,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_schedule(self) -> "Settings":
         problems = []
+        if "warmup_epochs" not in self.model_fields_set:
+            self.warmup_epochs = min(self.warmup_epochs, float(self.epochs))
         if self.lr_init > self.lr_max:
             problems.append(f"FT_LR_INIT ({self.lr_init}) must not exceed FT_LR_MAX ({self.lr_max})")
         if self.lr_end > self.lr_max:

@@ -48,6 +48,7 @@ def test_schedule_consistency_is_checked():
         load_settings({**REQUIRED, "FT_LR_END": "0.5", "FT_LR_MAX": "0.1"})
     with pytest.raises(BadInput, match="FT_WARMUP_EPOCHS .* must not exceed FT_EPOCHS"):
         load_settings({**REQUIRED, "FT_WARMUP_EPOCHS": "3", "FT_EPOCHS": "2"})
+    assert load_settings({**REQUIRED, "FT_EPOCHS": "1"}).warmup_epochs == 1.0  # the default shrinks to fit
 
 
 def test_help_documents_every_variable_from_the_model():

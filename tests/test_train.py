@@ -1,0 +1,44 @@
+"""Training pieces: the head, weight-decay groups, freezing, and the mixed-precision step with loss scaling."""
+
+from __future__ import annotations
+
+import mindspore as ms
+import numpy as np
+
+from job.config import load_settings
+from job.models.googlenet import googlenet
+from job.train import _train_step, build_optimizer, fine_tune_network
+
+REQUIRED = {"FT_MODEL": "m", "FT_TRAIN_DATA": "t", "FT_EVAL_DATA": "e", "FT_OUTPUT": "o"}
+
+
+def test_head_uses_model_zoo_names_and_decay_skips_batchnorm_and_bias():
+    network = fine_tune_network(googlenet(include_top=False), 7, freeze_backbone=False)
+    names = [parameter.name for parameter in network.trainable_params()]
+    assert names[-2:] == ["classifier.weight", "classifier.bias"]
+    optimizer = build_optimizer(network, [0.1, 0.2], momentum=0.9, weight_decay=4e-5)
+    decayed = {parameter.name for parameter, flag in zip(optimizer.parameters, optimizer.decay_flags) if flag}
+    assert "conv1.conv.weight" in decayed and "classifier.weight" in decayed
+    assert not any(name.endswith((".gamma", ".beta", ".bias")) for name in decayed)
+    assert len(decayed) == 57 + 1  # every convolution and the dense weight
+
+
+def test_frozen_backbone_trains_only_the_head():
+    network = fine_tune_network(googlenet(include_top=False), 4, freeze_backbone=True)
+    assert [parameter.name for parameter in network.trainable_params()] == ["classifier.weight", "classifier.bias"]
+
+
+def test_o2_step_with_dynamic_loss_scaling_updates_the_head():
+    ms.set_context(mode=ms.GRAPH_MODE)
+    settings = load_settings({**REQUIRED, "FT_AMP_LEVEL": "O2"})
+    network = fine_tune_network(googlenet(include_top=False), 3, freeze_backbone=True)
+    before = network.head.classifier.weight.asnumpy().copy()
+    optimizer = build_optimizer(network, [0.1] * 4, momentum=0.9, weight_decay=0.0)
+    step = _train_step(network, optimizer, settings)
+    assert step.loss_scaler is not None
+    images = ms.Tensor(np.random.rand(4, 3, 32, 32).astype(np.float32))
+    labels = ms.Tensor(np.array([0, 1, 2, 0], dtype=np.int32))
+    for _ in range(2):
+        loss, correct = step(images, labels)
+    assert np.isfinite(loss.asnumpy()) and 0 <= correct.asnumpy() <= 4
+    assert not np.array_equal(network.head.classifier.weight.asnumpy(), before)

@@ -15,19 +15,34 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from job.errors import BadInput
+from job.storage.s3 import StorageOptions
 
 ENV_PREFIX = "FT_"
 PUBLIC_HUB = "https://gitee.com/mindspore/hub/raw/master"
 
 
+def default_cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mindspore-finetune"
+
+
 def default_hub_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mindspore-finetune" / "hub"
+    return default_cache_root() / "hub"
 
 
 class DeviceTarget(str, Enum):
     CPU = "CPU"
     GPU = "GPU"
     ASCEND = "Ascend"
+
+
+class RetryMode(str, Enum):
+    STANDARD = "standard"
+    ADAPTIVE = "adaptive"
+
+
+class Checksums(str, Enum):
+    WHEN_SUPPORTED = "when_supported"
+    WHEN_REQUIRED = "when_required"
 
 
 class AmpLevel(str, Enum):
@@ -57,7 +72,13 @@ class Settings(BaseSettings):
     train_data: str = Field(description="Training images in ImageFolder layout (one folder per class).")
     eval_data: str = Field(description="Evaluation images in ImageFolder layout; classes must exist in the "
                                        "training set.")
-    output: str = Field(description="Where checkpoints, metrics, plots and the MINDIR export are written.")
+    output: str = Field(description="Where checkpoints, metrics, plots and the MINDIR export are written: "
+                                    "s3://bucket/prefix or a local directory. A run resumes from what it holds.")
+    data_cache: Path = Field(default_factory=lambda: default_cache_root() / "data",
+                             description="Local copy of s3:// data sets (files already present and verified are "
+                                         "not downloaded again).")
+    scratch_dir: Path | None = Field(None, description="Local directory for checkpoints waiting to be committed; "
+                                                       "unset means the system temporary directory.")
     num_classes: int | None = Field(None, ge=2, description="Number of classes; unset means the number of class "
                                                             "folders in FT_TRAIN_DATA, set means it must match.")
     epochs: int = Field(60, ge=1, description="Training epochs.")
@@ -88,6 +109,26 @@ class Settings(BaseSettings):
     eval_every: int = Field(1, ge=0, description="Evaluate every N epochs (used to pick `best`); 0 evaluates "
                                                  "only after the last epoch.")
     export_mindir: bool = Field(True, description="Export the fine-tuned network with softmax as MINDIR.")
+    keep_checkpoints: int = Field(3, ge=0, description="Committed epochs to keep (the newest N, plus the best); 0 "
+                                                       "keeps all.")
+    gc_min_age_seconds: float = Field(900, ge=0, description="Uncommitted checkpoint uploads older than this are "
+                                                             "garbage (a live writer's are younger).")
+    term_grace_seconds: float = Field(25, ge=0, description="On SIGTERM, how long to let the in-flight commit "
+                                                            "finish before abandoning it.")
+    flush_timeout_seconds: float = Field(900, gt=0, description="At the end, how long to wait for pending "
+                                                                "commits (storage outage) before failing retryably.")
+    s3_retry_mode: RetryMode = Field(RetryMode.STANDARD, description="botocore retry mode: standard or adaptive.")
+    s3_max_attempts: int = Field(5, ge=1, description="botocore attempts per S3 request.")
+    s3_connect_timeout: float = Field(10, gt=0, description="Seconds to connect to the S3 endpoint.")
+    s3_read_timeout: float = Field(60, gt=0, description="Seconds to wait for S3 to answer.")
+    s3_checksums: Checksums = Field(Checksums.WHEN_SUPPORTED, description="when_supported, or when_required for "
+                                                                          "servers that reject botocore's default "
+                                                                          "checksums.")
+
+    def storage_options(self) -> StorageOptions:
+        return StorageOptions(retry_mode=self.s3_retry_mode.value, max_attempts=self.s3_max_attempts,
+                              connect_timeout=self.s3_connect_timeout, read_timeout=self.s3_read_timeout,
+                              checksums=self.s3_checksums.value)
 
     @model_validator(mode="after")
     def _check_schedule(self) -> "Settings":
@@ -170,9 +211,10 @@ def help_text() -> str:
         else:
             value = field.get_default(call_default_factory=True)
             default = "unset" if value is None else f"default {getattr(value, 'value', value)}"
-        lines.append(f"  {env_name(name):<20} {field.description} [{default}]")
+        lines.append(f"  {env_name(name):<26} {field.description} [{default}]")
     lines += ["", "Storage credentials use the standard AWS_* variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
               "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION).",
               "Exit codes: 0 done; 2 bad configuration or input (do not retry); 3 hub or storage unreachable "
-              "(retry); 1 unexpected error (retry)."]
+              "(retry); 4 another run writes the same FT_OUTPUT; 143 stopped by SIGTERM (retry resumes); "
+              "1 unexpected error (retry)."]
     return "\n".join(lines)

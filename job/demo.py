@@ -9,6 +9,7 @@ The last line printed is the job's JSON summary (top1, metrics, ...).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,14 +47,15 @@ def _publish_pretrained(root: Path, hub_root: Path) -> None:
     from job.hub.publish import publish
     from job.models.googlenet import googlenet
     from job.progress import Progress
-    from job.runner import BEST, run
+    from job.runner import run
 
     train, evaluation = _data(root, [0, 1, 2, 3, 4])
     output = root / "pretrain" / time.strftime("%Y%m%d-%H%M%S")
     settings = load_settings({"FT_MODEL": "googlenet (from scratch)", "FT_TRAIN_DATA": str(train),
                               "FT_EVAL_DATA": str(evaluation), "FT_OUTPUT": str(output), **PRETRAIN})
     summary = run(settings, Progress(), backbone=googlenet(include_top=False))
-    publish(hub_root, HUB_ID, "googlenet", output / BEST, **{"backbone-name": "googlenet", "module-type": "cv",
+    artefacts = json.loads((output / "metrics.json").read_text())["artefacts"]
+    publish(hub_root, HUB_ID, "googlenet", output / artefacts["best_checkpoint"], **{"backbone-name": "googlenet", "module-type": "cv",
             "fine-tunable": "True", "train-dataset": "digits 0-4", "evaluation": f"top1 {summary['top1']:.4f}"})
 
 

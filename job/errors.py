@@ -24,3 +24,19 @@ class Unavailable(JobError):
     """A remote location did not answer or failed transiently: the same run may succeed later."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+EXIT_CONFLICT = 4  # another run commits to the same FT_OUTPUT; a retry resumes from what it committed
+EXIT_TERMINATED = 143  # SIGTERM (preemption, eviction, deletion): a retry resumes from the last commit
+
+
+class Conflict(JobError):
+    """Another writer committed the same step to the same output."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class Terminated(JobError):
+    """The process was asked to stop (SIGTERM) and stopped cleanly."""
+
+    exit_code = EXIT_TERMINATED

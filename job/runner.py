@@ -1,105 +1,226 @@
-"""One fine-tuning run from settings to results: checks, hub backbone, training, evaluation, artefacts."""
+"""One fine-tuning run from settings to committed results, resuming from the newest verified checkpoint."""
 
 from __future__ import annotations
 
+import shutil
+import signal
+import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator
 
 import mindspore as ms
+import mindspore.dataset as ds
 from mindspore import nn
 
-from job import data, hub
+from job import data, hub, run_record
+from job.checkpoints import CheckpointLog, new_attempt_id
+from job.committer import BackgroundCommitter, PendingCommit
 from job.config import Settings
+from job.data_source import materialize
 from job.device import configure
-from job.errors import BadInput
+from job.errors import BadInput, Terminated, Unavailable
 from job.evaluate import classification_metrics, predict
 from job.export import export_mindir
-from job.output import CHECKPOINTS, METRICS, OutputDir
 from job.progress import Progress
 from job.report import plot_confusion_matrix, plot_training_curves
-from job.storage import local_path
-from job.train import EpochRecord, fine_tune_network, fit
+from job.results import ResultWriter
+from job.storage import Store, open_store
+from job.train import EpochRecord, Trainer, fine_tune_network
 
-CLASSES = f"{CHECKPOINTS}/classes.json"
-BEST = f"{CHECKPOINTS}/best.ckpt"
+STATE_FILE = "train_state.ckpt"
+EPOCH_SEED_STRIDE = 100_003  # the data order of epoch e depends only on (FT_SEED, e): a resumed run repeats it
 
 
-def _load_image_sets(settings: Settings, workers: int) -> tuple[data.ImageFolder, data.ImageFolder, list[str]]:
-    train = data.scan_image_folder(local_path(settings.train_data), "FT_TRAIN_DATA")
-    evaluation = data.scan_image_folder(local_path(settings.eval_data), "FT_EVAL_DATA")
+@contextmanager
+def termination_requested() -> Iterator[threading.Event]:
+    """An event set by SIGTERM (what Kubernetes sends before killing a pod) while the block runs."""
+    event = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: event.set())
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _image_sets(settings: Settings, workers: int) -> tuple[data.ImageFolder, data.ImageFolder, list[str], dict]:
+    options = settings.storage_options()
+    train_root, train_print = materialize(settings.train_data, "FT_TRAIN_DATA", settings.data_cache, options)
+    eval_root, eval_print = materialize(settings.eval_data, "FT_EVAL_DATA", settings.data_cache, options)
+    train = data.scan_image_folder(train_root, "FT_TRAIN_DATA")
+    evaluation = data.scan_image_folder(eval_root, "FT_EVAL_DATA")
     classes = data.check_classes(train, evaluation, settings.num_classes)
     if train.size < settings.batch_size:
         raise BadInput(f"FT_TRAIN_DATA has {train.size} images, fewer than FT_BATCH_SIZE={settings.batch_size}; "
                        f"lower the batch size or add images")
     data.check_images_readable(train, "FT_TRAIN_DATA", workers)
     data.check_images_readable(evaluation, "FT_EVAL_DATA", workers)
-    return train, evaluation, classes
+    return train, evaluation, classes, {"FT_TRAIN_DATA": train_print, "FT_EVAL_DATA": eval_print}
 
 
 def _hub_backbone(settings: Settings) -> nn.Cell:
     return hub.load(settings.model, include_top=False, mirror=settings.hub_mirror, cache_dir=settings.hub_cache,
-                    offline=settings.hub_offline, network_dir=settings.hub_network_dir)
+                    offline=settings.hub_offline, network_dir=settings.hub_network_dir,
+                    storage_options=settings.storage_options())
 
 
 def _is_eval_epoch(epoch: int, settings: Settings) -> bool:
     return epoch == settings.epochs or (settings.eval_every > 0 and epoch % settings.eval_every == 0)
 
 
-def _save_checkpoint(cell: nn.Cell, output: OutputDir, relative: str, extra: dict) -> None:
-    staged = output.staging_path(relative)
-    ms.save_checkpoint(cell, str(staged), append_dict=extra)
-    output.commit(staged, relative)
+def _best(history: list[dict]) -> dict | None:
+    rated = [record for record in history if record["eval"]]
+    return max(rated, key=lambda record: (record["eval"]["top1"], -record["epoch"])) if rated else None
+
+
+class Run:
+    """The state shared by the phases of one run."""
+
+    def __init__(self, settings: Settings, progress: Progress, store: Store, scratch: Path) -> None:
+        self.settings = settings
+        self.progress = progress
+        self.store = store
+        self.scratch = scratch
+        self.attempt = new_attempt_id()
+        self.log = CheckpointLog(store, self.attempt)
+
+    def resume(self, trainer: Trainer) -> list[dict]:
+        """Restore the newest verified committed epoch, if any; returns the history up to it."""
+        removed = self.log.collect_garbage(self.settings.gc_min_age_seconds)
+        if removed:
+            self.progress.emit("garbage_collected", objects=removed)
+        restored = self.log.latest_verified(self.scratch, lambda epoch, problem: self.progress.emit(
+            "checkpoint_skipped", epoch=epoch, problem=problem))
+        if restored is None:
+            return []
+        trainer.restore(restored.files[STATE_FILE])
+        shutil.rmtree(restored.files[STATE_FILE].parent, ignore_errors=True)
+        self.progress.emit("resumed", epoch=restored.manifest.epoch, attempt=restored.manifest.attempt)
+        return list(restored.manifest.state["history"])
+
+    def train(self, trainer: Trainer, network: nn.Cell, folders, classes: list[str], history: list[dict],
+              stop_requested: threading.Event) -> dict:
+        """Train the remaining epochs, committing each in the background; returns the last eval metrics."""
+        settings = self.settings
+        workers = data.worker_count(settings.num_workers)
+        shared = dict(image_size=settings.image_size, workers=workers, augment=settings.augment,
+                      hflip=settings.hflip, crop_min_scale=settings.crop_min_scale, batch_size=settings.batch_size)
+        eval_set = data.build_dataset(folders[1], classes, training=False, **shared)
+        committer = BackgroundCommitter(self.log, self.progress, settings.keep_checkpoints)
+
+        def stop() -> None:
+            if committer.error is not None:
+                raise committer.error
+            if stop_requested.is_set():
+                raise Terminated("stopped by SIGTERM; the next attempt resumes from the last committed epoch")
+
+        final: dict = {}
+        try:
+            for epoch in range(len(history) + 1, settings.epochs + 1):
+                ds.config.set_seed(settings.seed * EPOCH_SEED_STRIDE + epoch)
+                train_set = data.build_dataset(folders[0], classes, training=True, **shared)
+                record = trainer.train_epoch(epoch, train_set, self.progress, stop)
+                if _is_eval_epoch(epoch, settings):
+                    final = classification_metrics(*predict(network, eval_set), classes)
+                    record.eval = {"top1": final["top1"], "top5": final["top5"]}
+                history.append(asdict(record))
+                self.progress.emit("epoch", **history[-1])
+                folder = self.scratch / f"epoch-{epoch:06d}"
+                trainer.save(folder / STATE_FILE)
+                committer.submit(PendingCommit(epoch, {STATE_FILE: folder / STATE_FILE},
+                                               {"history": list(history), "eval_top1": record.eval.get("top1"),
+                                                "classes": classes}, folder))
+            self._flush(committer, stop_requested)
+        except Terminated:
+            done = committer.flush(settings.term_grace_seconds)
+            self.progress.emit("terminated", pending_commits_written=done)
+            raise
+        finally:
+            committer.close()
+        return final or classification_metrics(*predict(network, eval_set), classes)
+
+    def _flush(self, committer: BackgroundCommitter, stop_requested: threading.Event) -> None:
+        deadline = time.monotonic() + self.settings.flush_timeout_seconds
+        while not committer.flush(1.0):
+            if committer.error is not None:
+                raise committer.error
+            if stop_requested.is_set():
+                raise Terminated("stopped by SIGTERM while committing; the next attempt resumes from the last "
+                                 "committed epoch")
+            if time.monotonic() > deadline:
+                raise Unavailable(f"{committer.pending()} checkpoints could not be committed to "
+                                  f"{self.store.uri} within FT_FLUSH_TIMEOUT_SECONDS="
+                                  f"{self.settings.flush_timeout_seconds:g}; the next attempt resumes from the "
+                                  f"last committed epoch")
+
+    def best_parameters(self, network: nn.Cell, history: list[dict]) -> list[dict]:
+        """The parameters of the best epoch: the live network's, or its committed checkpoint's."""
+        best = _best(history)
+        names = {parameter.name for parameter in network.get_parameters()}
+        if best is None or best["epoch"] == history[-1]["epoch"]:
+            return [{"name": p.name, "data": p} for p in network.get_parameters()]
+        manifest = next((m for m in self.log.manifests() if m.epoch == best["epoch"]), None)
+        target = self.scratch / f"best-epoch-{best['epoch']:06d}"
+        problem = self.log.download(manifest, target) if manifest else "its manifest is gone"
+        if problem:
+            raise Unavailable(f"the best epoch {best['epoch']} could not be read back from {self.store.uri} "
+                              f"({problem}); retry later")
+        stored = ms.load_checkpoint(str(target / STATE_FILE))
+        return [{"name": name, "data": value} for name, value in stored.items() if name in names]
+
+    def write_results(self, network: nn.Cell, classes: list[str], history: list[dict], final: dict,
+                      started: float) -> dict:
+        settings = self.settings
+        writer = ResultWriter(self.store, self.attempt, self.scratch / "results")
+        ms.save_checkpoint(self.best_parameters(network, history), str(writer.local("best.ckpt")))
+        writer.add("best_checkpoint", "best.ckpt")
+        writer.add_json("classes", "classes.json", classes)
+        plot_training_curves(history, writer.local("plots/training_curves.png"))
+        writer.add("training_curves", "plots/training_curves.png")
+        plot_confusion_matrix(final["confusion_matrix"], classes, writer.local("plots/confusion_matrix.png"))
+        writer.add("confusion_matrix", "plots/confusion_matrix.png")
+        if settings.export_mindir:
+            export_mindir(network, settings.image_size, writer.local("model.mindir"))
+            writer.add("mindir", "model.mindir")
+        best = _best(history) or {"epoch": 0, "eval": {"top1": None}}
+        summary = {"top1": final["top1"], "top5": final["top5"], "best_top1": best["eval"]["top1"],
+                   "best_epoch": best["epoch"], "epochs": settings.epochs,
+                   "seconds": round(time.perf_counter() - started, 1),
+                   "metrics": f"{self.store.uri}/{run_record.METRICS_KEY}"}
+        writer.commit({"summary": summary, "final": final, "history": history, "classes": classes,
+                       "settings": settings.model_dump(mode="json")})
+        return summary
 
 
 def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None) -> dict:
-    """Fine-tune and evaluate; returns the summary printed as the job's last line.
+    """Fine-tune and evaluate, resuming what FT_OUTPUT holds; returns the summary printed as the last line.
 
     `backbone` replaces the hub backbone (for pretraining a hub entry from scratch).
     """
     started = time.perf_counter()
-    workers = data.worker_count(settings.num_workers)
-    train_folder, eval_folder, classes = _load_image_sets(settings, workers)
-    output = OutputDir(settings.output)
-    output.claim()
+    store = open_store(settings.output, settings.storage_options())
+    store.check_access()
+    train_folder, eval_folder, classes, fingerprints = _image_sets(settings, data.worker_count(settings.num_workers))
+    run_record.claim(store, settings, classes, fingerprints)
+    finished = run_record.completed_summary(store)
+    if finished is not None:
+        progress.emit("already_complete", metrics=finished["metrics"])
+        return finished
     configure(settings)
-    if backbone is None:
-        backbone = _hub_backbone(settings)
-    network = fine_tune_network(backbone, len(classes), settings.freeze_backbone)
-    output.write_json(CLASSES, classes)
-    progress.emit("start", model=settings.model, classes=len(classes), train_images=train_folder.size,
-                  eval_images=eval_folder.size, device=settings.device_target.value, epochs=settings.epochs)
-
-    shared = dict(image_size=settings.image_size, workers=workers, augment=settings.augment, hflip=settings.hflip,
-                  crop_min_scale=settings.crop_min_scale)
-    train_set = data.build_dataset(train_folder, classes, training=True, batch_size=settings.batch_size, **shared)
-    eval_set = data.build_dataset(eval_folder, classes, training=False, batch_size=settings.batch_size, **shared)
-    best = {"top1": -1.0, "epoch": 0}
-    final_metrics: dict = {}
-
-    def end_of_epoch(record: EpochRecord, step_cell: nn.Cell) -> None:
-        nonlocal final_metrics
-        _save_checkpoint(step_cell, output, f"{CHECKPOINTS}/epoch-{record.epoch:04d}.ckpt",
-                         {"epoch": record.epoch})
-        if _is_eval_epoch(record.epoch, settings):
-            final_metrics = classification_metrics(*predict(network, eval_set), classes)
-            record.eval = {key: final_metrics[key] for key in ("top1", "top5")}
-            if final_metrics["top1"] > best["top1"]:
-                best.update(top1=final_metrics["top1"], epoch=record.epoch)
-                _save_checkpoint(network, output, BEST, {"epoch": record.epoch})
-        progress.emit("epoch", **{key: value for key, value in asdict(record).items()})
-
-    history = [asdict(record) for record in fit(network, train_set, settings, progress, end_of_epoch)]
-    plot_training_curves(history, output.path("plots/training_curves.png"))
-    plot_confusion_matrix(final_metrics["confusion_matrix"], classes, output.path("plots/confusion_matrix.png"))
-    artefacts = {"best_checkpoint": BEST, "classes": CLASSES, "plots": ["plots/training_curves.png",
-                                                                       "plots/confusion_matrix.png"]}
-    if settings.export_mindir:
-        output.commit(export_mindir(network, settings.image_size, output.staging_path("export/model.mindir")),
-                      "export/model.mindir")
-        artefacts["mindir"] = "export/model.mindir"
-    summary = {"top1": final_metrics["top1"], "top5": final_metrics["top5"], "best_top1": best["top1"],
-               "best_epoch": best["epoch"], "epochs": settings.epochs, "seconds": round(time.perf_counter() - started, 1),
-               "metrics": str(output.path(METRICS))}
-    output.write_json(METRICS, {"summary": summary, "final": final_metrics, "history": history, "classes": classes,
-                                "artefacts": artefacts, "settings": settings.model_dump(mode="json")})
-    return summary
+    network = fine_tune_network(backbone or _hub_backbone(settings), len(classes), settings.freeze_backbone)
+    trainer = Trainer(network, settings, train_folder.size // settings.batch_size)
+    scratch = Path(tempfile.mkdtemp(prefix="ft-run-", dir=settings.scratch_dir))
+    try:
+        current = Run(settings, progress, store, scratch)
+        with termination_requested() as stop_requested:
+            history = current.resume(trainer)
+            progress.emit("start", model=settings.model, classes=len(classes), train_images=train_folder.size,
+                          eval_images=eval_folder.size, device=settings.device_target.value,
+                          first_epoch=len(history) + 1, epochs=settings.epochs, attempt=current.attempt)
+            final = current.train(trainer, network, (train_folder, eval_folder), classes, history, stop_requested)
+            return current.write_results(network, classes, history, final, started)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

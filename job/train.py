@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import mindspore as ms
@@ -11,6 +12,7 @@ import numpy as np
 from mindspore import nn, ops
 
 from job.config import AmpLevel, Settings
+from job.errors import BadInput
 from job.models.googlenet import WithHead
 from job.progress import Progress
 from job.schedule import warmup_cosine
@@ -102,40 +104,54 @@ def _train_step(network: nn.Cell, optimizer: nn.Optimizer, settings: Settings) -
     return step
 
 
-def fit(network: nn.Cell, train_set, settings: Settings, progress: Progress,
-        end_of_epoch: Callable[[EpochRecord, nn.Cell], None]) -> list[EpochRecord]:
-    """Train for settings.epochs; `end_of_epoch(record, step_cell)` evaluates and saves after each epoch."""
-    steps_per_epoch = train_set.get_dataset_size()
-    rates = warmup_cosine(settings.lr_init, settings.lr_max, settings.lr_end, settings.warmup_epochs,
-                          settings.epochs, steps_per_epoch)
-    optimizer = build_optimizer(network, rates, settings.momentum, settings.weight_decay)
-    step = _train_step(network, optimizer, settings)
-    batches = train_set.create_tuple_iterator(num_epochs=settings.epochs)
-    history = []
-    global_step = 0
-    for epoch in range(1, settings.epochs + 1):
-        network.set_train(True)
+class Trainer:
+    """The optimisation state of one run: network, optimizer (with its step counter) and training step."""
+
+    def __init__(self, network: nn.Cell, settings: Settings, steps_per_epoch: int) -> None:
+        self.network = network
+        self.settings = settings
+        self.rates = warmup_cosine(settings.lr_init, settings.lr_max, settings.lr_end, settings.warmup_epochs,
+                                   settings.epochs, steps_per_epoch)
+        self.optimizer = build_optimizer(network, self.rates, settings.momentum, settings.weight_decay)
+        self.step = _train_step(network, self.optimizer, settings)
+
+    @property
+    def global_step(self) -> int:
+        return int(self.optimizer.global_step.asnumpy().reshape(-1)[0])
+
+    def save(self, path: Path) -> None:
+        """Network and optimizer state (momentum, step counter, hence the learning-rate position)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ms.save_checkpoint(self.step, str(path))
+
+    def restore(self, path: Path) -> None:
+        missing, _ = ms.load_param_into_net(self.step, ms.load_checkpoint(str(path)), strict_load=True)
+        if missing:
+            raise BadInput(f"checkpoint {path} lacks {len(missing)} parameters of this run ({missing[0]} ...); it "
+                           f"was written by another network or optimizer")
+
+    def train_epoch(self, epoch: int, batches, progress: Progress, stop: Callable[[], None]) -> EpochRecord:
+        """One pass over `batches`; `stop()` is called after every step and raises to end the run early."""
+        self.network.set_train(True)
         started = window_started = time.perf_counter()
         loss_sum = correct_sum = 0.0
         seen = window_seen = 0
-        for images, labels in batches:
-            loss, correct = step(images, labels)
+        for images, labels in batches.create_tuple_iterator(num_epochs=1):
+            loss, correct = self.step(images, labels)
             batch = labels.shape[0]
             loss_sum += float(loss.asnumpy()) * batch
             correct_sum += float(correct.asnumpy())
             seen += batch
             window_seen += batch
-            global_step += 1
-            if global_step % settings.log_every == 0:
+            stop()
+            global_step = self.global_step
+            if global_step % self.settings.log_every == 0:
                 now = time.perf_counter()
                 progress.emit("step", epoch=epoch, step=global_step, loss=round(loss_sum / seen, 5),
-                              accuracy=round(correct_sum / seen, 5), lr=rates[global_step - 1],
+                              accuracy=round(correct_sum / seen, 5), lr=self.rates[global_step - 1],
                               images_per_second=round(window_seen / (now - window_started), 2))
                 window_started, window_seen = now, 0
         seconds = time.perf_counter() - started
-        record = EpochRecord(epoch=epoch, loss=loss_sum / seen, train_accuracy=correct_sum / seen,
-                             lr=rates[global_step - 1], seconds=round(seconds, 3),
-                             images_per_second=round(seen / seconds, 2))
-        end_of_epoch(record, step)
-        history.append(record)
-    return history
+        return EpochRecord(epoch=epoch, loss=loss_sum / seen, train_accuracy=correct_sum / seen,
+                           lr=self.rates[self.global_step - 1], seconds=round(seconds, 3),
+                           images_per_second=round(seen / seconds, 2))

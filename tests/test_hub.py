@@ -15,7 +15,7 @@ import pytest
 from conftest import HUB_ID
 from job import hub
 from job.errors import BadInput, Unavailable
-from job.hub.cache import sha256_of
+from job.storage.digest import sha256_of
 from job.hub.descriptor import Asset, render_descriptor
 
 

@@ -72,28 +72,37 @@ def test_artefacts_are_written_and_usable(finished_run):
     from job.models.googlenet import googlenet
 
     out = finished_run[0] / "out"
-    assert sorted(path.name for path in (out / "checkpoints").iterdir()) == [
-        "best.ckpt", "classes.json", "epoch-0001.ckpt", "epoch-0002.ckpt", "epoch-0003.ckpt", "epoch-0004.ckpt"]
-    assert json.loads((out / "checkpoints" / "classes.json").read_text()) == ["digit-0", "digit-1", "digit-2"]
-    for picture in ("training_curves.png", "confusion_matrix.png"):
-        assert (out / "plots" / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads((out / "metrics.json").read_text())
+    artefacts = {label: out / key for label, key in metrics["artefacts"].items()}
+    assert set(artefacts) == {"best_checkpoint", "classes", "training_curves", "confusion_matrix", "mindir"}
+    assert artefacts["classes"].parent == artefacts["best_checkpoint"].parent  # usable on its own
+    assert json.loads(artefacts["classes"].read_text()) == ["digit-0", "digit-1", "digit-2"]
+    for picture in ("training_curves", "confusion_matrix"):
+        assert artefacts[picture].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # best.ckpt uses the model zoo's names: it loads into GoogleNet(num_classes=3) with its top.
-    load_checkpoint_into(googlenet(num_classes=3, include_top=True), out / "checkpoints" / "best.ckpt")
-    # per-epoch checkpoints also carry the optimizer state for resuming
-    assert any(name.startswith("moments.") for name in ms.load_checkpoint(str(out / "checkpoints/epoch-0004.ckpt")))
-    served = nn.GraphCell(ms.load(str(out / "export" / "model.mindir")))
+    load_checkpoint_into(googlenet(num_classes=3, include_top=True), artefacts["best_checkpoint"])
+    manifests = sorted((out / "checkpoints" / "manifests").iterdir())
+    kept = sorted({2, 3, 4, metrics["summary"]["best_epoch"]})  # FT_KEEP_CHECKPOINTS=3 newest, plus the best
+    assert [path.name for path in manifests] == [f"epoch-{epoch:06d}.json" for epoch in kept]
+    newest = json.loads(manifests[-1].read_text())
+    state = ms.load_checkpoint(str(out / newest["files"][0]["key"]))
+    assert any(name.startswith("moments.") for name in state) and "global_step" in state  # resumable
+    served = nn.GraphCell(ms.load(str(artefacts["mindir"])))
     probabilities = served(ms.Tensor(np.random.rand(2, 3, 32, 32).astype(np.float32))).asnumpy()
     assert probabilities.shape == (2, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_a_used_output_is_refused_and_left_unchanged(finished_run, digits_data):
-    base, _ = finished_run
+def test_a_finished_output_is_reported_not_redone(finished_run, digits_data):
+    base, first = finished_run
     before = _digests(base / "out")
-    result = run_job(base / "hub", *digits_data, base / "out", base / "cache", FT_EPOCHS="1")
-    assert result.returncode == EXIT_BAD_INPUT
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
-    assert "already holds results of another run" in result.stderr
+    again = run_job(base / "hub", *digits_data, base / "out", base / "cache", FT_EPOCHS="4")
+    assert again.returncode == 0
+    assert json.loads(again.stdout.strip().splitlines()[-1]) == json.loads(first.stdout.strip().splitlines()[-1])
+    other = run_job(base / "hub", *digits_data, base / "out", base / "cache", FT_EPOCHS="5")
+    assert other.returncode == EXIT_BAD_INPUT
+    assert other.stderr.strip().splitlines() == [other.stderr.strip()]
+    assert "holds another run (FT_EPOCHS was 4, now 5)" in other.stderr
     assert _digests(base / "out") == before
 
 
@@ -104,7 +113,8 @@ def test_frozen_backbone_keeps_hub_weights(tmp_path, hub_root, digits_data, zoo_
                      FT_FREEZE_BACKBONE="true", FT_EXPORT_MINDIR="false", FT_AUGMENT="false")
     assert result.returncode == 0, result.stderr[-3000:]
     hub_weights = ms.load_checkpoint(str(zoo_checkpoint))
-    tuned = ms.load_checkpoint(str(tmp_path / "out" / "checkpoints" / "best.ckpt"))
+    artefacts = json.loads((tmp_path / "out" / "metrics.json").read_text())["artefacts"]
+    tuned = ms.load_checkpoint(str(tmp_path / "out" / artefacts["best_checkpoint"]))
     backbone_names = [name for name in hub_weights if not name.startswith("classifier")]
     assert len(backbone_names) == 285
     for name in backbone_names:  # weights and BatchNorm statistics alike

@@ -34,7 +34,7 @@ class HubEntry:
 def _descriptor_location(name: str, mirror: str) -> tuple[str, str]:
     """(descriptor URI or path, cache key) for a hub id, a descriptor URL or a local descriptor path."""
     if name.endswith(".md"):
-        if storage.is_remote(name) or name.startswith("file://"):
+        if storage.is_url(name):
             return name, "url-" + hashlib.sha256(name.encode()).hexdigest()[:24]
         return name, ""
     parts = name.split("/")
@@ -44,7 +44,8 @@ def _descriptor_location(name: str, mirror: str) -> tuple[str, str]:
     return storage.join(mirror, "mshub_res", "assets", name + ".md"), "id-" + "/".join(parts)
 
 
-def _read_descriptor(name: str, mirror: str, cache: HubCache, offline: bool, force_reload: bool) -> tuple[str, str]:
+def _read_descriptor(name: str, mirror: str, cache: HubCache, offline: bool, force_reload: bool,
+                     options: storage.StorageOptions) -> tuple[str, str]:
     """(descriptor text, where it came from), using the cache when it holds the descriptor."""
     location, key = _descriptor_location(name, mirror)
     if not key:  # a local descriptor file: read as is, nothing to cache
@@ -61,7 +62,7 @@ def _read_descriptor(name: str, mirror: str, cache: HubCache, offline: bool, for
         raise BadInput(f"hub descriptor for '{name}' is not in the cache {cache.root} and offline mode is on; "
                        f"turn FT_HUB_OFFLINE off once, or copy the descriptor into the cache")
     try:
-        text = storage.read_text(location)
+        text = storage.read_text(location, options)
     except FileNotFoundError:
         raise BadInput(f"unknown hub model '{name}': {location} does not exist; check FT_MODEL and "
                        f"FT_HUB_MIRROR") from None
@@ -74,12 +75,13 @@ def _asset_uri(asset: Asset, descriptor_location: str) -> str:
     """Absolute links are used as they are; relative links resolve against the descriptor's directory."""
     if urlparse(asset.link).scheme in ("http", "https", "s3", "file"):
         return asset.link
-    if storage.is_remote(descriptor_location) or descriptor_location.startswith("file://"):
-        return descriptor_location.rsplit("/", 1)[0] + "/" + asset.link
+    if storage.is_url(descriptor_location):
+        return storage.parent(descriptor_location) + "/" + asset.link
     return str(storage.local_path(descriptor_location).parent / asset.link)
 
 
-def _checkpoint(descriptor: Descriptor, location: str, cache: HubCache, offline: bool) -> Path:
+def _checkpoint(descriptor: Descriptor, location: str, cache: HubCache, offline: bool,
+                options: storage.StorageOptions) -> Path:
     asset = descriptor.asset(CHECKPOINT_FORMAT)
     cached = cache.verified_asset(asset)
     if cached is not None:
@@ -89,20 +91,21 @@ def _checkpoint(descriptor: Descriptor, location: str, cache: HubCache, offline:
                        f"and offline mode is on; turn FT_HUB_OFFLINE off once to download it")
     uri = _asset_uri(asset, location)
     try:
-        return cache.fetch_asset(asset, uri)
+        return cache.fetch_asset(asset, uri, options)
     except FileNotFoundError:
         raise BadInput(f"checkpoint {uri} listed by the hub descriptor does not exist; fix the descriptor's "
                        f"asset-link or the mirror") from None
 
 
 def resolve(name: str, *, pretrained: bool = True, mirror: str = PUBLIC_HUB, cache_dir: Path | str | None = None,
-            offline: bool = False, force_reload: bool = False) -> HubEntry:
+            offline: bool = False, force_reload: bool = False,
+            storage_options: storage.StorageOptions = storage.StorageOptions()) -> HubEntry:
     """Find a hub entry's descriptor and, if `pretrained`, its verified checkpoint (downloaded if needed)."""
     cache = HubCache(Path(cache_dir) if cache_dir else default_hub_cache())
-    text, location = _read_descriptor(name, mirror, cache, offline, force_reload)
+    text, location = _read_descriptor(name, mirror, cache, offline, force_reload, storage_options)
     descriptor = parse_descriptor(text, location)
     _, key = _descriptor_location(name, mirror)
-    checkpoint = _checkpoint(descriptor, location, cache, offline) if pretrained else None
+    checkpoint = _checkpoint(descriptor, location, cache, offline, storage_options) if pretrained else None
     if key and (force_reload or not cache.descriptor_path(key).is_file()):
         cache.store_descriptor(key, text)
     return HubEntry(name, descriptor, checkpoint)
@@ -143,11 +146,12 @@ def load_checkpoint_into(network, checkpoint: Path) -> None:
 
 
 def load(name: str, *args, pretrained: bool = True, mirror: str = PUBLIC_HUB, cache_dir: Path | str | None = None,
-         offline: bool = False, force_reload: bool = False, network_dir: Path | str | None = None, **kwargs):
+         offline: bool = False, force_reload: bool = False, network_dir: Path | str | None = None,
+         storage_options: storage.StorageOptions = storage.StorageOptions(), **kwargs):
     """Build the hub entry's network (`*args`/`**kwargs` such as include_top, num_classes go to its constructor)
     and, if `pretrained`, load its sha256-verified checkpoint into it."""
     entry = resolve(name, pretrained=pretrained, mirror=mirror, cache_dir=cache_dir, offline=offline,
-                    force_reload=force_reload)
+                    force_reload=force_reload, storage_options=storage_options)
     model_name = entry.descriptor.model_name
     if network_dir is not None:
         network = _external_network(Path(network_dir), model_name, *args, **kwargs)

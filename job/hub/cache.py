@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -10,17 +9,7 @@ from pathlib import Path
 from job import storage
 from job.errors import BadInput
 from job.hub.descriptor import Asset
-
-HASH_CHUNK_BYTES = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
+from job.storage.digest import sha256_of
 
 class HubCache:
     """Layout: descriptors/<key>.md, assets/<sha256>/<file>, quarantine/<file>.<sha256-found>.<time>."""
@@ -59,9 +48,9 @@ class HubCache:
         self.quarantine(path, asset, found)
         return None
 
-    def fetch_asset(self, asset: Asset, uri: str) -> Path:
+    def fetch_asset(self, asset: Asset, uri: str, options: storage.StorageOptions) -> Path:
         """Download `uri`, verify its sha256, then move it into place; a mismatch is quarantined and refused."""
-        incoming = storage.download(uri, self.root / "incoming" / f"{asset.sha256}.{os.getpid()}")
+        incoming = storage.download(uri, self.root / "incoming" / f"{asset.sha256}.{os.getpid()}", options)
         found = sha256_of(incoming)
         if found != asset.sha256:
             kept = self.quarantine(incoming, asset, found)

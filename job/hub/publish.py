@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from job.hub.cache import sha256_of
+from job.storage.digest import sha256_of
 from job.hub.descriptor import Asset, render_descriptor
 
 

@@ -1,0 +1,103 @@
+"""Background commits: training never waits for storage; one commit in flight; a storage outage is waited out."""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from job.checkpoints import CheckpointLog
+from job.errors import JobError, Unavailable
+from job.progress import Progress
+
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class PendingCommit:
+    """One epoch's local files waiting to be committed; `folder` is removed once they are."""
+
+    epoch: int
+    files: dict[str, Path]
+    state: dict
+    folder: Path
+
+
+class BackgroundCommitter:
+    """Commits epochs in order on one thread; retries while storage is unavailable; keeps the newest N."""
+
+    def __init__(self, log: CheckpointLog, progress: Progress, keep: int) -> None:
+        self.log = log
+        self.progress = progress
+        self.keep = keep
+        self.error: JobError | None = None  # a failure retrying cannot fix (another writer, bad credentials)
+        self.committed_epoch = 0
+        self._queue: queue.Queue[PendingCommit | None] = queue.Queue()
+        self._abandon = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="checkpoint-committer", daemon=True)
+        self._thread.start()
+
+    def submit(self, pending: PendingCommit) -> None:
+        self._queue.put(pending)
+
+    def pending(self) -> int:
+        return self._queue.unfinished_tasks
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for every submitted commit; True when all are committed."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and self.error is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self._queue.unfinished_tasks and self.error is None
+
+    def close(self) -> None:
+        """Stop the thread; commits not yet done are abandoned (their uploads become garbage)."""
+        self._abandon.set()
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            pending = self._queue.get()
+            try:
+                if pending is None or self._abandon.is_set() or self.error is not None:
+                    if pending is None:
+                        return
+                    continue
+                self._commit_with_retries(pending)
+            finally:
+                self._queue.task_done()
+
+    def _commit_with_retries(self, pending: PendingCommit) -> None:
+        delay = RETRY_FIRST_SECONDS
+        while not self._abandon.is_set():
+            try:
+                started = time.perf_counter()
+                self.log.commit(pending.epoch, pending.files, pending.state)
+            except Unavailable as exc:
+                self.progress.emit("storage_retry", epoch=pending.epoch, retry_in_seconds=delay, problem=str(exc))
+                self._abandon.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                continue
+            except JobError as exc:
+                self.error = exc
+                return
+            self.committed_epoch = pending.epoch
+            shutil.rmtree(pending.folder, ignore_errors=True)
+            self.progress.emit("committed", epoch=pending.epoch, seconds=round(time.perf_counter() - started, 3),
+                               pending=self._queue.qsize())
+            self._prune()
+            return
+
+    def _prune(self) -> None:
+        try:
+            removed = self.log.retain(self.keep)
+        except (Unavailable, OSError) as exc:  # retention is retried after the next commit
+            self.progress.emit("retention_deferred", problem=str(exc))
+            return
+        if removed:
+            self.progress.emit("retention", removed_epochs=removed)

@@ -49,3 +49,30 @@ def job_environment(**settings: str) -> dict[str, str]:
     """The current environment without FT_* variables, plus the given ones."""
     base = {key: value for key, value in os.environ.items() if not key.startswith("FT_")}
     return {**base, **settings}
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """SeaweedFS on 127.0.0.1:8333 for the whole session; AWS_* variables point boto3 at it."""
+    from s3server import SeaweedServer
+
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    saved = {key: os.environ.get(key) for key in server.environment}
+    os.environ.update(server.environment)
+    yield server
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(params=["local", "s3"])
+def output_location(request, tmp_path) -> str:
+    """An empty output location: a local directory, or a prefix in a fresh bucket of the real S3 server."""
+    if request.param == "local":
+        return str(tmp_path / "output")
+    server = request.getfixturevalue("s3_server")
+    return f"s3://{server.new_bucket()}/runs/one"

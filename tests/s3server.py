@@ -97,6 +97,14 @@ class SeaweedServer:
                             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2},
                                           connect_timeout=2, read_timeout=20))
 
+    def upload_tree(self, bucket: str, root: Path, prefix: str) -> str:
+        """Upload every file under `root` to s3://bucket/prefix/...; returns that location."""
+        client = self.client()
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(root).as_posix()}")
+        return f"s3://{bucket}/{prefix}"
+
     def new_bucket(self) -> str:
         name = f"tests-{uuid.uuid4().hex[:12]}"
         self.client().create_bucket(Bucket=name)

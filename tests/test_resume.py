@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-from pathlib import Path
-
 import pytest
 
 from conftest import HUB_ID, job_environment
@@ -17,14 +15,6 @@ from job.storage import S3Store, open_store
 SETTINGS = {"FT_IMAGE_SIZE": "32", "FT_BATCH_SIZE": "16", "FT_LR_MAX": "0.05", "FT_WARMUP_EPOCHS": "1",
             "FT_HFLIP": "false", "FT_CROP_MIN_SCALE": "0.6", "FT_LOG_EVERY": "5", "FT_NUM_WORKERS": "2",
             "FT_EPOCHS": "3", "FT_KEEP_CHECKPOINTS": "0", "FT_GC_MIN_AGE_SECONDS": "0", "FT_EXPORT_MINDIR": "false"}
-
-
-def upload_tree(server, bucket: str, root: Path, prefix: str) -> str:
-    client = server.client()
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(root).as_posix()}")
-    return f"s3://{bucket}/{prefix}"
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +64,8 @@ def test_killed_run_resumes_with_the_same_schedule(hub_and_data, uninterrupted, 
     if output_location.startswith("s3://"):  # on S3, read the data from S3 too
         server = request.getfixturevalue("s3_server")
         bucket = output_location.split("/")[2]
-        train = upload_tree(server, bucket, hub_and_data[1][0], "data/train")
-        evaluation = upload_tree(server, bucket, hub_and_data[1][1], "data/eval")
+        train = server.upload_tree(bucket, hub_and_data[1][0], "data/train")
+        evaluation = server.upload_tree(bucket, hub_and_data[1][1], "data/eval")
     settings = environment(hub_and_data, output_location, train, evaluation)
     first = JobProcess(settings)
     first.wait_for(event("committed", epoch=1))

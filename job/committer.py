@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import threading
@@ -13,6 +14,7 @@ from job.checkpoints import CheckpointLog
 from job.errors import JobError, Unavailable
 from job.progress import Progress
 
+COMMITTER_NICENESS = 10  # uploads yield the CPU to training (Linux: per thread, inherited by upload threads)
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 15.0
 
@@ -61,6 +63,10 @@ class BackgroundCommitter:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMMITTER_NICENESS)
+        except (AttributeError, OSError):  # not Linux, or not allowed: commits still run, at normal priority
+            pass
         while True:
             pending = self._queue.get()
             try:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from job.errors import Conflict
@@ -19,8 +20,12 @@ from job.storage import Store
 RESULTS = "results/"
 
 
+UPLOAD_THREADS = 4
+
+
 class ResultWriter:
-    """Uploads result files under this attempt's prefix, then commits them with metrics.json."""
+    """Result files are written locally, uploaded under this attempt's prefix as soon as each is ready (in
+    parallel with the last checkpoint commits), and committed together by metrics.json."""
 
     def __init__(self, store: Store, attempt: str, staging: Path) -> None:
         self.store = store
@@ -28,24 +33,35 @@ class ResultWriter:
         self.staging = staging
         self.staging.mkdir(parents=True, exist_ok=True)
         self.artefacts: dict[str, str] = {}
+        self._pool = ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="result-upload")
+        self._uploads: list[Future] = []
 
-    def local(self, name: str) -> Path:
-        """Where to write result `name` before `add` uploads it."""
+    def local(self, label: str, name: str) -> Path:
+        """Where to write result `name`; call `upload(label)` once written. metrics.json lists it as `label`."""
         path = self.staging / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.artefacts[label] = self.prefix + name
         return path
 
-    def add(self, label: str, name: str) -> None:
-        key = self.prefix + name
-        self.store.put_file(key, self.local(name))
-        self.artefacts[label] = key
+    def upload(self, label: str) -> None:
+        key = self.artefacts[label]
+        self._uploads.append(self._pool.submit(self.store.put_file, key, self.staging / key[len(self.prefix):]))
 
     def add_json(self, label: str, name: str, document: object) -> None:
-        self.local(name).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        self.add(label, name)
+        self.local(label, name).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        self.upload(label)
 
     def commit(self, metrics: dict) -> None:
+        """Wait for every upload, then write metrics.json (conditionally: never over another run's)."""
+        try:
+            for upload in self._uploads:
+                upload.result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         document = {**metrics, "artefacts": self.artefacts}
         if not self.store.put_bytes_if_absent(METRICS_KEY, json.dumps(document, indent=2).encode()):
             raise Conflict(f"{self.store.uri}/{METRICS_KEY} was written by another run in the meantime; this "
                            f"run's results stay under {self.prefix} and are not committed")
+
+    def abandon(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

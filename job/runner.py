@@ -102,14 +102,13 @@ class Run:
         return list(restored.manifest.state["history"])
 
     def train(self, trainer: Trainer, network: nn.Cell, folders, classes: list[str], history: list[dict],
-              stop_requested: threading.Event) -> dict:
-        """Train the remaining epochs, committing each in the background; returns the last eval metrics."""
+              committer: BackgroundCommitter, stop_requested: threading.Event) -> dict:
+        """Train the remaining epochs, handing each to the committer; returns the last eval metrics."""
         settings = self.settings
         workers = data.worker_count(settings.num_workers)
         shared = dict(image_size=settings.image_size, workers=workers, augment=settings.augment,
                       hflip=settings.hflip, crop_min_scale=settings.crop_min_scale, batch_size=settings.batch_size)
         eval_set = data.build_dataset(folders[1], classes, training=False, **shared)
-        committer = BackgroundCommitter(self.log, self.progress, settings.keep_checkpoints)
 
         def stop() -> None:
             if committer.error is not None:
@@ -118,31 +117,24 @@ class Run:
                 raise Terminated("stopped by SIGTERM; the next attempt resumes from the last committed epoch")
 
         final: dict = {}
-        try:
-            for epoch in range(len(history) + 1, settings.epochs + 1):
-                ds.config.set_seed(settings.seed * EPOCH_SEED_STRIDE + epoch)
-                train_set = data.build_dataset(folders[0], classes, training=True, **shared)
-                record = trainer.train_epoch(epoch, train_set, self.progress, stop)
-                if _is_eval_epoch(epoch, settings):
-                    final = classification_metrics(*predict(network, eval_set), classes)
-                    record.eval = {"top1": final["top1"], "top5": final["top5"]}
-                history.append(asdict(record))
-                self.progress.emit("epoch", **history[-1])
-                folder = self.scratch / f"epoch-{epoch:06d}"
-                trainer.save(folder / STATE_FILE)
-                committer.submit(PendingCommit(epoch, {STATE_FILE: folder / STATE_FILE},
-                                               {"history": list(history), "eval_top1": record.eval.get("top1"),
-                                                "classes": classes}, folder))
-            self._flush(committer, stop_requested)
-        except Terminated:
-            done = committer.flush(settings.term_grace_seconds)
-            self.progress.emit("terminated", pending_commits_written=done)
-            raise
-        finally:
-            committer.close()
+        for epoch in range(len(history) + 1, settings.epochs + 1):
+            ds.config.set_seed(settings.seed * EPOCH_SEED_STRIDE + epoch)
+            train_set = data.build_dataset(folders[0], classes, training=True, **shared)
+            record = trainer.train_epoch(epoch, train_set, self.progress, stop)
+            if _is_eval_epoch(epoch, settings):
+                final = classification_metrics(*predict(network, eval_set), classes)
+                record.eval = {"top1": final["top1"], "top5": final["top5"]}
+            history.append(asdict(record))
+            self.progress.emit("epoch", **history[-1])
+            folder = self.scratch / f"epoch-{epoch:06d}"
+            trainer.save(folder / STATE_FILE)
+            committer.submit(PendingCommit(epoch, {STATE_FILE: folder / STATE_FILE},
+                                           {"history": list(history), "eval_top1": record.eval.get("top1"),
+                                            "classes": classes}, folder))
         return final or classification_metrics(*predict(network, eval_set), classes)
 
-    def _flush(self, committer: BackgroundCommitter, stop_requested: threading.Event) -> None:
+    def flush(self, committer: BackgroundCommitter, stop_requested: threading.Event) -> None:
+        """Wait for every commit (bounded by FT_FLUSH_TIMEOUT_SECONDS), or stop on SIGTERM."""
         deadline = time.monotonic() + self.settings.flush_timeout_seconds
         while not committer.flush(1.0):
             if committer.error is not None:
@@ -156,36 +148,55 @@ class Run:
                                   f"{self.settings.flush_timeout_seconds:g}; the next attempt resumes from the "
                                   f"last committed epoch")
 
-    def best_parameters(self, network: nn.Cell, history: list[dict]) -> list[dict]:
-        """The parameters of the best epoch: the live network's, or its committed checkpoint's."""
+    def best_parameters(self, network: nn.Cell, history: list[dict]) -> list[dict] | None:
+        """The best epoch's parameters from the live network, or None when they must be read back from the
+        store (the best epoch is not the last one trained)."""
         best = _best(history)
-        names = {parameter.name for parameter in network.get_parameters()}
         if best is None or best["epoch"] == history[-1]["epoch"]:
             return [{"name": p.name, "data": p} for p in network.get_parameters()]
-        manifest = next((m for m in self.log.manifests() if m.epoch == best["epoch"]), None)
-        target = self.scratch / f"best-epoch-{best['epoch']:06d}"
+        return None
+
+    def stored_parameters(self, network: nn.Cell, epoch: int) -> list[dict]:
+        """The network parameters of a committed epoch, read back and verified."""
+        manifest = next((m for m in self.log.manifests() if m.epoch == epoch), None)
+        target = self.scratch / f"best-epoch-{epoch:06d}"
         problem = self.log.download(manifest, target) if manifest else "its manifest is gone"
         if problem:
-            raise Unavailable(f"the best epoch {best['epoch']} could not be read back from {self.store.uri} "
-                              f"({problem}); retry later")
+            raise Unavailable(f"the best epoch {epoch} could not be read back from {self.store.uri} ({problem}); "
+                              f"retry later")
+        names = {parameter.name for parameter in network.get_parameters()}
         stored = ms.load_checkpoint(str(target / STATE_FILE))
         return [{"name": name, "data": value} for name, value in stored.items() if name in names]
 
-    def write_results(self, network: nn.Cell, classes: list[str], history: list[dict], final: dict,
-                      started: float) -> dict:
-        settings = self.settings
+    def prepare_results(self, network: nn.Cell, classes: list[str], history: list[dict],
+                        final: dict) -> ResultWriter:
+        """Write and start uploading the result files that need no stored checkpoint, while the last
+        commits finish."""
         writer = ResultWriter(self.store, self.attempt, self.scratch / "results")
-        ms.save_checkpoint(self.best_parameters(network, history), str(writer.local("best.ckpt")))
-        writer.add("best_checkpoint", "best.ckpt")
         writer.add_json("classes", "classes.json", classes)
-        plot_training_curves(history, writer.local("plots/training_curves.png"))
-        writer.add("training_curves", "plots/training_curves.png")
-        plot_confusion_matrix(final["confusion_matrix"], classes, writer.local("plots/confusion_matrix.png"))
-        writer.add("confusion_matrix", "plots/confusion_matrix.png")
-        if settings.export_mindir:
-            export_mindir(network, settings.image_size, writer.local("model.mindir"))
-            writer.add("mindir", "model.mindir")
+        plot_training_curves(history, writer.local("training_curves", "plots/training_curves.png"))
+        writer.upload("training_curves")
+        plot_confusion_matrix(final["confusion_matrix"], classes,
+                              writer.local("confusion_matrix", "plots/confusion_matrix.png"))
+        writer.upload("confusion_matrix")
+        best = self.best_parameters(network, history)
+        if best is not None:
+            ms.save_checkpoint(best, str(writer.local("best_checkpoint", "best.ckpt")))
+            writer.upload("best_checkpoint")
+        if self.settings.export_mindir:
+            export_mindir(network, self.settings.image_size, writer.local("mindir", "model.mindir"))
+            writer.upload("mindir")
+        return writer
+
+    def commit_results(self, writer: ResultWriter, network: nn.Cell, classes: list[str], history: list[dict],
+                       final: dict, started: float) -> dict:
+        """Once every epoch is committed: add the best checkpoint if it had to wait, write metrics.json."""
+        settings = self.settings
         best = _best(history) or {"epoch": 0, "eval": {"top1": None}}
+        if "best_checkpoint" not in writer.artefacts:
+            ms.save_checkpoint(self.stored_parameters(network, best["epoch"]),
+                               str(writer.local("best_checkpoint", "best.ckpt")))
+            writer.upload("best_checkpoint")
         summary = {"top1": final["top1"], "top5": final["top5"], "best_top1": best["eval"]["top1"],
                    "best_epoch": best["epoch"], "epochs": settings.epochs,
                    "seconds": round(time.perf_counter() - started, 1),
@@ -220,7 +231,21 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
             progress.emit("start", model=settings.model, classes=len(classes), train_images=train_folder.size,
                           eval_images=eval_folder.size, device=settings.device_target.value,
                           first_epoch=len(history) + 1, epochs=settings.epochs, attempt=current.attempt)
-            final = current.train(trainer, network, (train_folder, eval_folder), classes, history, stop_requested)
-            return current.write_results(network, classes, history, final, started)
+            committer = BackgroundCommitter(current.log, progress, settings.keep_checkpoints)
+            try:
+                final = current.train(trainer, network, (train_folder, eval_folder), classes, history, committer,
+                                      stop_requested)
+                writer = current.prepare_results(network, classes, history, final)
+                try:
+                    current.flush(committer, stop_requested)
+                    return current.commit_results(writer, network, classes, history, final, started)
+                finally:
+                    writer.abandon()
+            except Terminated:
+                done = committer.flush(settings.term_grace_seconds)
+                progress.emit("terminated", pending_commits_written=done)
+                raise
+            finally:
+                committer.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -14,7 +14,7 @@ import pytest
 from conftest import HUB_ID, job_environment
 from job.errors import EXIT_BAD_INPUT
 
-FAST = {"FT_IMAGE_SIZE": "32", "FT_BATCH_SIZE": "16", "FT_LR_MAX": "0.05", "FT_WARMUP_EPOCHS": "1",
+FAST = {"FT_IMAGE_SIZE": "32", "FT_BATCH_SIZE": "16", "FT_LR_MAX": "0.02", "FT_WARMUP_EPOCHS": "1",
         "FT_HFLIP": "false", "FT_CROP_MIN_SCALE": "0.6", "FT_LOG_EVERY": "5", "FT_NUM_WORKERS": "2"}
 
 

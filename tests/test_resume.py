@@ -12,7 +12,7 @@ from jobprocess import JobProcess, event
 from job.errors import EXIT_BAD_INPUT, EXIT_TERMINATED
 from job.storage import S3Store, open_store
 
-SETTINGS = {"FT_IMAGE_SIZE": "32", "FT_BATCH_SIZE": "16", "FT_LR_MAX": "0.05", "FT_WARMUP_EPOCHS": "1",
+SETTINGS = {"FT_IMAGE_SIZE": "32", "FT_BATCH_SIZE": "16", "FT_LR_MAX": "0.02", "FT_WARMUP_EPOCHS": "1",
             "FT_HFLIP": "false", "FT_CROP_MIN_SCALE": "0.6", "FT_LOG_EVERY": "5", "FT_NUM_WORKERS": "2",
             "FT_EPOCHS": "3", "FT_KEEP_CHECKPOINTS": "0", "FT_GC_MIN_AGE_SECONDS": "0", "FT_EXPORT_MINDIR": "false"}
 

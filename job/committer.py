@@ -92,6 +92,10 @@ class BackgroundCommitter:
             except JobError as exc:
                 self.error = exc
                 return
+            except Exception as exc:  # a local fault (disk full) or a bug: stop the run, do not hang it
+                self.error = JobError(f"committing epoch {pending.epoch} failed unexpectedly "
+                                      f"({type(exc).__name__}: {exc})")
+                return
             self.committed_epoch = pending.epoch
             shutil.rmtree(pending.folder, ignore_errors=True)
             self.progress.emit("committed", epoch=pending.epoch, seconds=round(time.perf_counter() - started, 3),

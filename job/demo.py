@@ -44,6 +44,9 @@ def _publish_pretrained(root: Path, hub_root: Path) -> None:
     from job.device import prepare_process
 
     prepare_process(DeviceTarget.CPU)
+    import mindspore as ms
+
+    from job.hub import load_checkpoint_into
     from job.hub.publish import publish
     from job.models.googlenet import googlenet
     from job.progress import Progress
@@ -54,9 +57,13 @@ def _publish_pretrained(root: Path, hub_root: Path) -> None:
     settings = load_settings({"FT_MODEL": "googlenet (from scratch)", "FT_TRAIN_DATA": str(train),
                               "FT_EVAL_DATA": str(evaluation), "FT_OUTPUT": str(output), **PRETRAIN})
     summary = run(settings, Progress(), backbone=googlenet(include_top=False))
-    artefacts = json.loads((output / "metrics.json").read_text())["artefacts"]
-    publish(hub_root, HUB_ID, "googlenet", output / artefacts["best_checkpoint"], **{"backbone-name": "googlenet", "module-type": "cv",
-            "fine-tunable": "True", "train-dataset": "digits 0-4", "evaluation": f"top1 {summary['top1']:.4f}"})
+    best = output / json.loads((output / "metrics.json").read_text())["artefacts"]["best_checkpoint"]
+    network = googlenet(num_classes=5, include_top=True)  # the published asset holds the network alone
+    load_checkpoint_into(network, best)
+    ms.save_checkpoint(network, str(output / "googlenet_digits04.ckpt"))
+    publish(hub_root, HUB_ID, "googlenet", output / "googlenet_digits04.ckpt", **{
+        "backbone-name": "googlenet", "module-type": "cv", "fine-tunable": "True", "train-dataset": "digits 0-4",
+        "evaluation": f"top1 {summary['top1']:.4f}"})
 
 
 def main() -> int:

@@ -16,7 +16,8 @@ def predict(network, dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
-    """Top-1/top-5 accuracy (top-5 counts all classes when there are fewer than 5), per-class accuracy (None for classes absent from the set), confusion matrix."""
+    """Top-1 and top-5 accuracy (top-5 covers every class when there are fewer than 5), per-class accuracy
+    (None for classes absent from the set) and the confusion matrix (rows: true, columns: predicted)."""
     k = min(5, len(classes))
     ranked = np.argsort(-logits, axis=1)
     predicted = ranked[:, 0]

@@ -1,10 +1,10 @@
 """The run's final results in the output store, committed by metrics.json written last (never overwritten).
 
-    results/<attempt>/best.ckpt        network parameters of the best epoch (model zoo names)
-    results/<attempt>/classes.json     class names in label order, next to the checkpoint
+    results/<attempt>/classes.json     class names in label order
     results/<attempt>/model.mindir     network + softmax for serving
     results/<attempt>/plots/*.png      training curves, confusion matrix
-    metrics.json                       summary, final metrics, history, and the keys of the files above
+    metrics.json                       summary, final metrics, history, and the keys of the files above and
+                                       of the best epoch's committed checkpoint
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import tempfile
@@ -12,7 +13,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
-import mindspore as ms
 import mindspore.dataset as ds
 from mindspore import nn
 
@@ -29,9 +29,10 @@ from job.progress import Progress
 from job.report import plot_confusion_matrix, plot_training_curves
 from job.results import ResultWriter
 from job.storage import Store, open_store
-from job.train import EpochRecord, Trainer, fine_tune_network
+from job.train import Trainer, fine_tune_network
 
 STATE_FILE = "train_state.ckpt"
+CLASSES_FILE = "classes.json"  # committed next to every checkpoint, so each is usable on its own
 EPOCH_SEED_STRIDE = 100_003  # the data order of epoch e depends only on (FT_SEED, e): a resumed run repeats it
 
 
@@ -128,9 +129,10 @@ class Run:
             self.progress.emit("epoch", **history[-1])
             folder = self.scratch / f"epoch-{epoch:06d}"
             trainer.save(folder / STATE_FILE)
-            committer.submit(PendingCommit(epoch, {STATE_FILE: folder / STATE_FILE},
-                                           {"history": list(history), "eval_top1": record.eval.get("top1"),
-                                            "classes": classes}, folder))
+            (folder / CLASSES_FILE).write_text(json.dumps(classes), encoding="utf-8")
+            files = {STATE_FILE: folder / STATE_FILE, CLASSES_FILE: folder / CLASSES_FILE}
+            state = {"history": list(history), "eval_top1": record.eval.get("top1"), "classes": classes}
+            committer.submit(PendingCommit(epoch, files, state, folder))
         return final or classification_metrics(*predict(network, eval_set), classes)
 
     def flush(self, committer: BackgroundCommitter, stop_requested: threading.Event) -> None:
@@ -148,25 +150,13 @@ class Run:
                                   f"{self.settings.flush_timeout_seconds:g}; the next attempt resumes from the "
                                   f"last committed epoch")
 
-    def best_parameters(self, network: nn.Cell, history: list[dict]) -> list[dict] | None:
-        """The best epoch's parameters from the live network, or None when they must be read back from the
-        store (the best epoch is not the last one trained)."""
-        best = _best(history)
-        if best is None or best["epoch"] == history[-1]["epoch"]:
-            return [{"name": p.name, "data": p} for p in network.get_parameters()]
-        return None
-
-    def stored_parameters(self, network: nn.Cell, epoch: int) -> list[dict]:
-        """The network parameters of a committed epoch, read back and verified."""
+    def committed_checkpoint(self, epoch: int) -> str:
+        """The key of a committed epoch's training state (it loads into the network: extra optimizer entries
+        are ignored); retention always keeps the best epoch's."""
         manifest = next((m for m in self.log.manifests() if m.epoch == epoch), None)
-        target = self.scratch / f"best-epoch-{epoch:06d}"
-        problem = self.log.download(manifest, target) if manifest else "its manifest is gone"
-        if problem:
-            raise Unavailable(f"the best epoch {epoch} could not be read back from {self.store.uri} ({problem}); "
-                              f"retry later")
-        names = {parameter.name for parameter in network.get_parameters()}
-        stored = ms.load_checkpoint(str(target / STATE_FILE))
-        return [{"name": name, "data": value} for name, value in stored.items() if name in names]
+        if manifest is None:
+            raise Unavailable(f"the manifest of epoch {epoch} is missing from {self.store.uri}; retry later")
+        return next(entry["key"] for entry in manifest.files if entry["name"] == STATE_FILE)
 
     def prepare_results(self, network: nn.Cell, classes: list[str], history: list[dict],
                         final: dict) -> ResultWriter:
@@ -179,10 +169,6 @@ class Run:
         plot_confusion_matrix(final["confusion_matrix"], classes,
                               writer.local("confusion_matrix", "plots/confusion_matrix.png"))
         writer.upload("confusion_matrix")
-        best = self.best_parameters(network, history)
-        if best is not None:
-            ms.save_checkpoint(best, str(writer.local("best_checkpoint", "best.ckpt")))
-            writer.upload("best_checkpoint")
         if self.settings.export_mindir:
             export_mindir(network, self.settings.image_size, writer.local("mindir", "model.mindir"))
             writer.upload("mindir")
@@ -190,13 +176,10 @@ class Run:
 
     def commit_results(self, writer: ResultWriter, network: nn.Cell, classes: list[str], history: list[dict],
                        final: dict, started: float) -> dict:
-        """Once every epoch is committed: add the best checkpoint if it had to wait, write metrics.json."""
+        """Once every epoch is committed: point at the best epoch's checkpoint, write metrics.json."""
         settings = self.settings
-        best = _best(history) or {"epoch": 0, "eval": {"top1": None}}
-        if "best_checkpoint" not in writer.artefacts:
-            ms.save_checkpoint(self.stored_parameters(network, best["epoch"]),
-                               str(writer.local("best_checkpoint", "best.ckpt")))
-            writer.upload("best_checkpoint")
+        best = _best(history) or {"epoch": history[-1]["epoch"], "eval": {"top1": None}}
+        writer.artefacts["best_checkpoint"] = self.committed_checkpoint(best["epoch"])
         summary = {"top1": final["top1"], "top5": final["top5"], "best_top1": best["eval"]["top1"],
                    "best_epoch": best["epoch"], "epochs": settings.epochs,
                    "seconds": round(time.perf_counter() - started, 1),

@@ -75,8 +75,9 @@ def test_artefacts_are_written_and_usable(finished_run):
     metrics = json.loads((out / "metrics.json").read_text())
     artefacts = {label: out / key for label, key in metrics["artefacts"].items()}
     assert set(artefacts) == {"best_checkpoint", "classes", "training_curves", "confusion_matrix", "mindir"}
-    assert artefacts["classes"].parent == artefacts["best_checkpoint"].parent  # usable on its own
     assert json.loads(artefacts["classes"].read_text()) == ["digit-0", "digit-1", "digit-2"]
+    beside = artefacts["best_checkpoint"].parent / "classes.json"  # the checkpoint is usable on its own
+    assert json.loads(beside.read_text()) == ["digit-0", "digit-1", "digit-2"]
     for picture in ("training_curves", "confusion_matrix"):
         assert artefacts[picture].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # best.ckpt uses the model zoo's names: it loads into GoogleNet(num_classes=3) with its top.
@@ -85,7 +86,8 @@ def test_artefacts_are_written_and_usable(finished_run):
     kept = sorted({2, 3, 4, metrics["summary"]["best_epoch"]})  # FT_KEEP_CHECKPOINTS=3 newest, plus the best
     assert [path.name for path in manifests] == [f"epoch-{epoch:06d}.json" for epoch in kept]
     newest = json.loads(manifests[-1].read_text())
-    state = ms.load_checkpoint(str(out / newest["files"][0]["key"]))
+    state_key = next(entry["key"] for entry in newest["files"] if entry["name"] == "train_state.ckpt")
+    state = ms.load_checkpoint(str(out / state_key))
     assert any(name.startswith("moments.") for name in state) and "global_step" in state  # resumable
     served = nn.GraphCell(ms.load(str(artefacts["mindir"])))
     probabilities = served(ms.Tensor(np.random.rand(2, 3, 32, 32).astype(np.float32))).asnumpy()

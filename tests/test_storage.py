@@ -8,17 +8,19 @@ import pytest
 
 from job.errors import BadInput, Unavailable
 from job.storage import S3Store, StorageOptions, download, open_store, read_text
+from job.storage.s3 import MULTIPART_THRESHOLD_BYTES
 
 
 def test_files_round_trip_and_listing(output_location, tmp_path):
     store = open_store(output_location)
     store.check_access()
     source = tmp_path / "blob.bin"
-    source.write_bytes(b"x" * 70_000_000)  # above the multipart threshold on S3
+    size = MULTIPART_THRESHOLD_BYTES + 1_000_000  # a multipart upload and a ranged download on S3
+    source.write_bytes(b"x" * size)
     store.put_file("a/blob.bin", source)
     (tmp_path / "s.txt").write_text("hi")
     store.put_file("a/b/small.txt", tmp_path / "s.txt")
-    assert [(info.key, info.size) for info in store.list("a/")] == [("a/b/small.txt", 2), ("a/blob.bin", 70_000_000)]
+    assert [(info.key, info.size) for info in store.list("a/")] == [("a/b/small.txt", 2), ("a/blob.bin", size)]
     store.get_file("a/blob.bin", tmp_path / "copy.bin")
     assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()
     assert store.get_bytes("a/b/small.txt") == b"hi"

@@ -24,7 +24,10 @@ AUTH_ERRORS = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "I
 MISSING_ERRORS = {"NoSuchKey", "404", "NotFound"}
 CONDITION_ERRORS = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 DELETE_BATCH = 1000
-MULTIPART_CHUNK_BYTES = 16 << 20
+# Checkpoints up to this size go in one PUT (fewer requests; measured faster than 8 MB parts for a 45 MB
+# checkpoint); larger files in parallel parts of MULTIPART_CHUNK_BYTES.
+MULTIPART_THRESHOLD_BYTES = 128 << 20
+MULTIPART_CHUNK_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class S3Store:
     def _transfer(self):
         from boto3.s3.transfer import TransferConfig
 
-        return TransferConfig(multipart_threshold=MULTIPART_CHUNK_BYTES, multipart_chunksize=MULTIPART_CHUNK_BYTES,
+        return TransferConfig(multipart_threshold=MULTIPART_THRESHOLD_BYTES, multipart_chunksize=MULTIPART_CHUNK_BYTES,
                               max_concurrency=self.options.max_concurrency, use_threads=True)
 
     def check_access(self) -> None:

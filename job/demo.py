@@ -2,7 +2,9 @@
 
 1. Builds a small real data set: scikit-learn's handwritten digits as 32x32 RGB PNGs, digits 0-4 and 5-9.
 2. Publishes a local hub entry: GoogleNet pretrained on digits 0-4, its checkpoint, descriptor and sha256.
-3. Runs the job (`python -m job`) on digits 5-9 from that hub entry with include_top=False, and evaluates.
+3. Runs the job on digits 5-9 from that hub entry with include_top=False, and evaluates, through
+   `launcher run --local examples/demo-local.yaml`: exactly the environment its Kubernetes manifest gives
+   the container.
 
 The last line printed is the job's JSON summary (top1, metrics, ...).
 """
@@ -23,7 +25,7 @@ IMAGE_SIZE = 32
 COMMON = {"FT_IMAGE_SIZE": str(IMAGE_SIZE), "FT_BATCH_SIZE": "32", "FT_HFLIP": "false",
           "FT_CROP_MIN_SCALE": "0.6", "FT_WARMUP_EPOCHS": "1", "FT_LOG_EVERY": "10", "FT_DEVICE_TARGET": "CPU"}
 PRETRAIN = {**COMMON, "FT_EPOCHS": "6", "FT_LR_MAX": "0.05", "FT_EXPORT_MINDIR": "false"}
-FINE_TUNE = {**COMMON, "FT_EPOCHS": "8", "FT_LR_MAX": "0.02"}
+DEMO_SPEC = Path(__file__).resolve().parents[1] / "examples" / "demo-local.yaml"  # the fine-tuning settings
 
 
 def _data(root: Path, digits: list[int]) -> tuple[Path, Path]:
@@ -71,10 +73,12 @@ def main() -> int:
     hub_root = root / "hub"
     _publish_pretrained(root, hub_root)
     train, evaluation = _data(root, [5, 6, 7, 8, 9])
-    environment = {**os.environ, **FINE_TUNE, "FT_MODEL": HUB_ID, "FT_HUB_MIRROR": str(hub_root),
-                   "FT_HUB_CACHE": str(root / "hub-cache"), "FT_TRAIN_DATA": str(train),
-                   "FT_EVAL_DATA": str(evaluation), "FT_OUTPUT": str(root / "runs" / time.strftime("%Y%m%d-%H%M%S"))}
-    return subprocess.run([sys.executable, "-m", "job"], env=environment, check=False).returncode
+    overrides = {"model": HUB_ID, "train_data": train, "eval_data": evaluation, "settings.hub_mirror": hub_root,
+                 "output": root / "runs" / time.strftime("%Y%m%d-%H%M%S")}
+    command = [sys.executable, "-m", "launcher", "run", "--local", str(DEMO_SPEC), "--workdir", str(root / "launcher")]
+    for key, value in overrides.items():
+        command += ["--set", f"{key}={value}"]
+    return subprocess.run(command, check=False).returncode
 
 
 if __name__ == "__main__":

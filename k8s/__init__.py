@@ -1,0 +1,1 @@
+"""Jinja2 templates of the Kubernetes manifests (installed as launcher.templates)."""

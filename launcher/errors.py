@@ -1,0 +1,19 @@
+"""Launcher failures and their exit codes."""
+
+from __future__ import annotations
+
+EXIT_SUCCEEDED = 0
+EXIT_JOB_FAILED = 1
+EXIT_BAD_SPEC = 2
+EXIT_API_REFUSED = 3
+EXIT_TIMED_OUT = 4
+
+
+class LauncherError(Exception):
+    exit_code = EXIT_JOB_FAILED
+
+
+class SpecError(LauncherError):
+    """A spec or command line that is wrong; the message names the key and the fix."""
+
+    exit_code = EXIT_BAD_SPEC

@@ -1,0 +1,44 @@
+"""`launcher run --local`: the job on this machine, with the environment its manifest gives the container."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from launcher.errors import EXIT_JOB_FAILED, EXIT_SUCCEEDED
+from launcher.render import job_environment, secret_environment, volumes
+from launcher.spec import JobSpec
+
+# Variables of this machine a process needs to start at all; nothing else leaks into the job.
+PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "VIRTUAL_ENV", "TMPDIR")
+
+
+def local_environment(spec: JobSpec, workdir: Path) -> dict[str, str]:
+    """The container's variables, with volume mount paths mapped under `workdir` and Secret-backed ones taken
+    from this machine's variables of the same name (when set)."""
+    mounts = {volume.path: workdir / volume.name for volume in volumes(spec) if volume.path != "/dev/shm"}
+    environment = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
+    for name, value in job_environment(spec).items():
+        for mount, local in mounts.items():
+            if value == mount or value.startswith(mount + "/"):
+                value = str(local) + value[len(mount):]
+        environment[name] = value
+    for name in secret_environment(spec):
+        if name in os.environ:
+            environment[name] = os.environ[name]
+    return environment
+
+
+def run_local(spec: JobSpec, workdir: Path | None) -> int:
+    """Run `python -m job` here; returns 0 when it succeeded, 1 when it failed."""
+    workdir = (workdir or Path(".launcher") / spec.name).resolve()
+    for volume in volumes(spec):
+        if volume.path != "/dev/shm":
+            (workdir / volume.name).mkdir(parents=True, exist_ok=True)
+    code = subprocess.run([sys.executable, "-m", "job"], env=local_environment(spec, workdir), check=False).returncode
+    if code != 0:
+        print(f"error: the job exited with {code}", file=sys.stderr)
+        return EXIT_JOB_FAILED
+    return EXIT_SUCCEEDED

@@ -43,11 +43,12 @@ def connect(kubeconfig: str | None, context: str | None, namespace: str | None,
     """Kubeconfig (--kubeconfig, then KUBECONFIG, then ~/.kube/config) or, inside a pod, in-cluster config."""
     from kubernetes import client, config
 
-    default_file = Path(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]).expanduser()
+    files = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"  # may list several, ':'-separated
+    exists = any(Path(name).expanduser().exists() for name in files.split(os.pathsep))
     try:
-        if kubeconfig or default_file.exists() or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-            api = config.new_client_from_config(config_file=kubeconfig, context=context)
-            contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
+        if kubeconfig or exists or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            api = config.new_client_from_config(config_file=files, context=context)
+            contexts, active = config.list_kube_config_contexts(config_file=files)
             current = next((c for c in contexts if c["name"] == context), active) if context else active
             return Connection(api, namespace or current.get("context", {}).get("namespace") or "default")
         configuration = client.Configuration()
@@ -233,6 +234,7 @@ def stream_logs(connection: Connection, name: str, follow: bool) -> Iterator[str
             _preload_content=False))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pending = ""
+        dropped = False
 
         def fresh(line: str) -> str | None:
             """The line without its timestamp, or None if it was shown before a reconnect."""
@@ -256,12 +258,12 @@ def stream_logs(connection: Connection, name: str, follow: bool) -> Iterator[str
             if pending and (shown := fresh(pending)) is not None:
                 yield shown
         except HTTPError:
-            pass  # dropped mid-stream: a partial line is read again after reconnecting
+            dropped = True  # a partial line is read again after reconnecting
         finally:
             response.release_conn()
         if not follow:
             return
-        phase = (_job_pod(connection, name) or {}).get("status", {}).get("phase")
-        if phase in ("Succeeded", "Failed"):
+        if not dropped and (_job_pod(connection, name) or {}).get("status", {}).get("phase") in ("Succeeded",
+                                                                                                 "Failed"):
             return
         time.sleep(RECONNECT_SECONDS)

@@ -1,0 +1,150 @@
+"""The launcher against a local server speaking the Kubernetes wire format, through the real `kubernetes`
+client: create and dry run, refusals with the server's message, watches across a dropped connection and a
+410, log streams that reconnect, kubeconfig contexts and in-cluster configuration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from fakekube import FakeKube
+from launcher.cli import main
+from launcher.cluster import connect
+
+SPEC = {"name": "tiny", "namespace": "ml", "image": "finetune:1", "model": "mindspore/1.6/googlenet_cifar10",
+        "train_data": "s3://b/train", "eval_data": "s3://b/eval", "output": "s3://b/out"}
+
+
+@pytest.fixture()
+def kube(tmp_path, monkeypatch):
+    fake = FakeKube().start()
+    monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path / "kubeconfig")))
+    monkeypatch.setattr("launcher.cluster.RECONNECT_SECONDS", 0.05)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture()
+def spec_file(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(SPEC))
+    return path
+
+
+def _job(state: str | None = None, active: int = 0) -> dict:
+    status = {"active": active}
+    if state:
+        status["conditions"] = [{"type": state, "status": "True", "reason": "Test"}]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "tiny", "namespace": "ml"},
+            "spec": {"template": {"spec": {"containers": []}}}, "status": status}
+
+
+def test_submit_creates_the_job(kube, spec_file, capsys):
+    assert main(["submit", str(spec_file), "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"created": ["Job/tiny"], "dry_run": False}
+    stored = kube.jobs[("ml", "tiny")]
+    assert stored["spec"]["template"]["spec"]["containers"][0]["image"] == "finetune:1"
+
+
+def test_dry_run_is_server_side_and_creates_nothing(kube, spec_file, capsys):
+    assert main(["submit", str(spec_file), "--dry-run"]) == 0
+    assert "dry run" in capsys.readouterr().out
+    assert ("POST", "/apis/batch/v1/namespaces/ml/jobs?dryRun=All") in kube.requests and not kube.jobs
+
+
+@pytest.mark.parametrize("change, code_text, message", [
+    ({}, "409 Conflict", 'jobs.batch "tiny" already exists'),
+    ({"namespace": "forbidden"}, "403 Forbidden", 'cannot create resource "jobs"'),
+    ({"name": "invalid-job"}, "422 Unprocessable Entity", "containers[0].image: Required value"),
+])
+def test_refusals_carry_the_servers_message(kube, tmp_path, capsys, change, code_text, message):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, **change}))
+    if not change:
+        assert main(["submit", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["submit", str(path)]) == 3
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and code_text in error and message in error
+
+
+def test_wait_survives_a_dropped_watch_and_410_gone(kube, capsys):
+    kube.store_job("ml", _job(active=1))
+    kube.watch_sessions = [[("event", "MODIFIED", _job(active=1)), ("drop",)], [("gone",)],
+                           [("event", "MODIFIED", _job("Complete"))]]
+    assert main(["wait", "tiny", "--timeout", "30", "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"name": "tiny", "state": "Succeeded"}
+    watches = [path for method, path in kube.requests if "watch=" in path]
+    lists = [path for method, path in kube.requests if "jobs?" in path and "watch=" not in path]
+    assert len(watches) == 3 and len(lists) == 2  # relisted after the 410
+
+
+def test_failed_job_and_timeout(kube, capsys):
+    kube.store_job("ml", _job("Failed"))
+    assert main(["wait", "tiny"]) == 1
+    kube.store_job("ml", _job(active=1))
+    assert main(["wait", "tiny", "--timeout", "1"]) == 4
+    assert "still running after 1 s" in capsys.readouterr().err
+
+
+def test_status_list_and_cancel(kube, capsys):
+    kube.store_job("ml", {**_job(active=1), "metadata": {"name": "tiny", "namespace": "ml",
+                                                         "labels": {"app.kubernetes.io/managed-by": "launcher"}}})
+    assert main(["status", "tiny", "--output", "json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert (found["state"], found["active"]) == ("Running", 1)
+    assert main(["list", "--output", "json"]) == 0
+    assert [job["name"] for job in json.loads(capsys.readouterr().out)["jobs"]] == ["tiny"]
+    assert main(["cancel", "tiny"]) == 0 and not kube.jobs
+    assert main(["cancel", "tiny"]) == 3
+    assert 'jobs.batch "tiny" not found' in capsys.readouterr().err
+
+
+def test_logs_reconnect_without_duplicates_and_decode_split_utf8(kube, capsys):
+    kube.pods["tiny"] = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tiny-abcde",
+                                                                          "creationTimestamp": "2026-11-27T10:00:00Z"},
+                          "status": {"phase": "Succeeded"}}]
+    first = "2026-11-27T10:00:01.000000001Z epoch 1 caf\u00e9\n".encode()
+    second = "2026-11-27T10:00:02.000000002Z epoch 2 \u6f22\u5b57\n".encode()
+    third = "2026-11-27T10:00:03.000000003Z done\n".encode()
+    split = first.index("\u00e9".encode()) + 1  # inside the two bytes of é
+    kube.log_sessions = [[first[:split], first[split:], second[:-3], "drop"],  # drops mid-line
+                         [first, second, third]]  # the server resends from before the break
+    assert main(["logs", "tiny", "--follow"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["epoch 1 caf\u00e9", "epoch 2 \u6f22\u5b57", "done"]
+
+
+def test_kubeconfig_context_and_namespace_flags(kube):
+    assert connect(None, None, None).namespace == "ml"
+    assert connect(None, "other", None).namespace == "other"
+    assert connect(None, "other", "explicit").namespace == "explicit"
+
+
+def test_in_cluster_configuration_from_a_service_account_directory(tmp_path, monkeypatch):
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text("in-cluster-token")
+    (account / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    (account / "namespace").write_text("training\n")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    connection = connect(None, None, None, service_account_dir=account)
+    assert connection.namespace == "training"
+    configuration = connection.api.configuration
+    assert configuration.host == "https://10.0.0.1:443"
+    header = configuration.auth_settings()["BearerToken"]  # what every request will carry
+    assert (header["key"], header["value"].lower()) == ("authorization", "bearer in-cluster-token")
+    assert configuration.ssl_ca_cert == str(account / "ca.crt")
+
+
+def test_submit_wait_follows_the_job_to_its_end(kube, spec_file, capsys):
+    kube.pods["tiny"] = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tiny-x"},
+                          "status": {"phase": "Succeeded"}}]
+    kube.log_sessions = [[b"2026-11-27T10:00:01.000000001Z {\"top1\": 0.93}\n"]]
+    kube.watch_sessions = [[("event", "MODIFIED", _job("Complete"))]]
+    assert main(["submit", str(spec_file), "--follow", "--output", "json"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ['{"top1": 0.93}', json.dumps({"name": "tiny", "state": "Succeeded"})]

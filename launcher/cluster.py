@@ -73,12 +73,13 @@ def _refused(exc) -> ApiRefused:
     return ApiRefused(f"the API refused the request ({exc.status} {exc.reason}): {message}")
 
 
-def _calling(action: Callable):
+def _calling(action: Callable, *args, **kwargs):
+    """`action(*args, **kwargs)`, with API refusals and unreachable servers reported as ApiRefused."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
     try:
-        return action()
+        return action(*args, **kwargs)
     except ApiException as exc:
         raise _refused(exc) from exc
     except HTTPError as exc:
@@ -95,7 +96,7 @@ def submit(connection: Connection, documents: list[dict], dry_run: bool) -> list
         if document["kind"] != "Job":
             raise SpecError(f"cannot submit a {document['kind']}")
         namespace = document["metadata"].get("namespace", connection.namespace)
-        _calling(lambda: batch.create_namespaced_job(namespace, document, dry_run="All" if dry_run else None))
+        _calling(batch.create_namespaced_job, namespace, document, dry_run="All" if dry_run else None)
         created.append(f"Job/{document['metadata']['name']}")
     return created
 
@@ -120,7 +121,7 @@ def status(connection: Connection, name: str) -> dict:
     from kubernetes import client
 
     batch = client.BatchV1Api(connection.api)
-    job = _as_dict(connection, _calling(lambda: batch.read_namespaced_job(name, connection.namespace)))
+    job = _as_dict(connection, _calling(batch.read_namespaced_job, name, connection.namespace))
     counts = job.get("status") or {}
     return {"name": name, "namespace": connection.namespace, "state": job_state(job),
             "active": counts.get("active", 0), "succeeded": counts.get("succeeded", 0),
@@ -133,7 +134,7 @@ def list_jobs(connection: Connection) -> list[dict]:
     from kubernetes import client
 
     batch = client.BatchV1Api(connection.api)
-    jobs = _calling(lambda: batch.list_namespaced_job(connection.namespace, label_selector=MANAGED))
+    jobs = _calling(batch.list_namespaced_job, connection.namespace, label_selector=MANAGED)
     return [{"name": job["metadata"]["name"], "state": job_state(job),
              "created": job["metadata"].get("creationTimestamp")}
             for job in (_as_dict(connection, item) for item in jobs.items)]
@@ -143,7 +144,7 @@ def cancel(connection: Connection, name: str) -> None:
     from kubernetes import client
 
     batch = client.BatchV1Api(connection.api)
-    _calling(lambda: batch.delete_namespaced_job(name, connection.namespace, propagation_policy="Background"))
+    _calling(batch.delete_namespaced_job, name, connection.namespace, propagation_policy="Background")
 
 
 def wait(connection: Connection, name: str, timeout: float | None,
@@ -158,7 +159,7 @@ def wait(connection: Connection, name: str, timeout: float | None,
     selector = f"metadata.name={name}"
 
     def relist() -> tuple[str, str]:
-        listed = _calling(lambda: batch.list_namespaced_job(connection.namespace, field_selector=selector))
+        listed = _calling(batch.list_namespaced_job, connection.namespace, field_selector=selector)
         jobs = [_as_dict(connection, item) for item in listed.items]
         if not jobs:
             raise ApiRefused(f"job {name} does not exist in namespace {connection.namespace}")
@@ -208,7 +209,7 @@ def _job_pod(connection: Connection, name: str) -> dict | None:
     from kubernetes import client
 
     core = client.CoreV1Api(connection.api)
-    pods = _calling(lambda: core.list_namespaced_pod(connection.namespace, label_selector=f"job-name={name}"))
+    pods = _calling(core.list_namespaced_pod, connection.namespace, label_selector=f"job-name={name}")
     items = [_as_dict(connection, pod) for pod in pods.items]
     return max(items, key=lambda pod: pod["metadata"].get("creationTimestamp") or "", default=None)
 
@@ -229,9 +230,8 @@ def stream_logs(connection: Connection, name: str, follow: bool) -> Iterator[str
         since = None
         if last_seen is not None:
             since = max(1, int((datetime.now(timezone.utc) - last_seen).total_seconds()) + 2)
-        response = _calling(lambda: core.read_namespaced_pod_log(
-            pod_name, connection.namespace, follow=follow, timestamps=True, since_seconds=since,
-            _preload_content=False))
+        response = _calling(core.read_namespaced_pod_log, pod_name, connection.namespace, follow=follow,
+                            timestamps=True, since_seconds=since, _preload_content=False)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pending = ""
         dropped = False

@@ -14,20 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from launcher.errors import EXIT_API_REFUSED, EXIT_TIMED_OUT, LauncherError, SpecError
+from launcher.errors import ApiRefused, SpecError, TimedOut
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 MANAGED = "app.kubernetes.io/managed-by=launcher"
 RECONNECT_SECONDS = 1.0
 WATCH_SECONDS = 300
-
-
-class ApiRefused(LauncherError):
-    exit_code = EXIT_API_REFUSED
-
-
-class TimedOut(LauncherError):
-    exit_code = EXIT_TIMED_OUT
 
 
 @dataclass

@@ -10,6 +10,8 @@ EXIT_TIMED_OUT = 4
 
 
 class LauncherError(Exception):
+    """A failure reported as one `error:` line with its exit code."""
+
     exit_code = EXIT_JOB_FAILED
 
 
@@ -17,3 +19,15 @@ class SpecError(LauncherError):
     """A spec or command line that is wrong; the message names the key and the fix."""
 
     exit_code = EXIT_BAD_SPEC
+
+
+class ApiRefused(LauncherError):
+    """The Kubernetes API refused a request (its own message is kept) or could not be reached."""
+
+    exit_code = EXIT_API_REFUSED
+
+
+class TimedOut(LauncherError):
+    """A wait ran out of time before the Job ended."""
+
+    exit_code = EXIT_TIMED_OUT

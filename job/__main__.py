@@ -16,12 +16,17 @@ def main(argv: list[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(help_text())
         return EXIT_OK
-    if argv:
+    if argv not in ([], ["--check"]):
         print(f"error: unexpected arguments {' '.join(argv)}; the job is configured by FT_* environment "
               f"variables (python -m job --help)", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         settings = load_settings()
+        if argv == ["--check"]:
+            from job.preflight import check
+
+            print(json.dumps(check(settings)))
+            return EXIT_OK
         prepare_process(settings.device_target)
         from job.runner import run  # imports MindSpore, after the process environment is prepared
 

@@ -203,8 +203,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 def help_text() -> str:
     """`python -m job --help`, generated from the settings model."""
-    lines = ["usage: python -m job [--help]", "",
-             "Fine-tunes a MindSpore Hub model and evaluates it. Configured only by environment variables:", ""]
+    lines = ["usage: python -m job [--help | --check]", "",
+             "Fine-tunes a MindSpore Hub model and evaluates it. Configured only by environment variables:", "",
+             "  --check                    check the settings, output store, data locations and hub descriptor,",
+             "                             without training", ""]
     for name, field in Settings.model_fields.items():
         if field.is_required():
             default = "required"

@@ -140,3 +140,18 @@ def test_bad_input_exits_2_with_one_line(tmp_path, hub_root, digits_data, change
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
     assert not list(tmp_path.glob("out/**/*.ckpt"))
+
+
+def test_check_mode_validates_without_training(tmp_path, hub_root, digits_data):
+    base = {"FT_MODEL": HUB_ID, "FT_HUB_MIRROR": str(hub_root), "FT_HUB_CACHE": str(tmp_path / "cache"),
+            "FT_TRAIN_DATA": str(digits_data[0]), "FT_EVAL_DATA": str(digits_data[1]),
+            "FT_OUTPUT": str(tmp_path / "out")}
+    good = subprocess.run([sys.executable, "-m", "job", "--check"], env=job_environment(**base),
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout) == {"check": "ok", "model": HUB_ID, "model_name": "googlenet",
+                                       "output": str(tmp_path / "out")}
+    assert not list((tmp_path / "cache").rglob("*.ckpt"))  # the descriptor only: no checkpoint download
+    bad = subprocess.run([sys.executable, "-m", "job", "--check"], capture_output=True, text=True, check=False,
+                         env=job_environment(**{**base, "FT_MODEL": "tests/1.0/absent"}), timeout=120)
+    assert bad.returncode == EXIT_BAD_INPUT and "unknown hub model 'tests/1.0/absent'" in bad.stderr

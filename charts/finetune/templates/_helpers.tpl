@@ -1,0 +1,174 @@
+{{/* The chart's name, at most 63 characters. */}}
+{{- define "finetune.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Release-qualified name, at most 52 characters: Kubernetes appends suffixes to Job and pod names. */}}
+{{- define "finetune.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else if contains (include "finetune.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "finetune.name" .) | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "finetune.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "finetune.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+{{- end -}}
+
+{{/* Standard labels, then the user's (which cannot replace the standard ones). */}}
+{{- define "finetune.labels" -}}
+{{ include "finetune.selectorLabels" . }}
+app.kubernetes.io/component: "fine-tuning"
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | quote }}
+{{- if .Values.queue }}
+kueue.x-k8s.io/queue-name: {{ .Values.queue | quote }}
+{{- end }}
+{{- range $key, $value := .Values.labels }}
+{{- if not (or (hasPrefix "app.kubernetes.io/" $key) (hasPrefix "helm.sh/" $key)) }}
+{{ $key | quote }}: {{ $value | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "finetune.serviceAccountName" -}}
+{{- default (include "finetune.fullname" .) .Values.service_account -}}
+{{- end -}}
+
+{{/* The Job spec shared by the Job and the CronJob: same container, environment and security settings as
+the launcher renders. */}}
+{{- define "finetune.jobSpec" -}}
+backoffLimit: {{ .Values.retries }}
+{{- if .Values.deadline_seconds }}
+activeDeadlineSeconds: {{ .Values.deadline_seconds }}
+{{- end }}
+ttlSecondsAfterFinished: {{ .Values.ttl_seconds_after_finished }}
+podFailurePolicy:
+  rules:
+    - action: FailJob
+      onExitCodes:
+        containerName: finetune
+        operator: In
+        values: [2]
+    - action: Ignore
+      onPodConditions:
+        - type: DisruptionTarget
+          status: "True"
+template:
+  metadata:
+    labels:
+      {{- include "finetune.labels" . | nindent 6 }}
+    {{- with .Values.annotations }}
+    annotations:
+      {{- range $key, $value := . }}
+      {{ $key | quote }}: {{ $value | quote }}
+      {{- end }}
+    {{- end }}
+  spec:
+    restartPolicy: Never
+    terminationGracePeriodSeconds: 40
+    {{- if or .Values.service_account .Values.create_service_account }}
+    serviceAccountName: {{ include "finetune.serviceAccountName" . | quote }}
+    automountServiceAccountToken: true
+    {{- else }}
+    automountServiceAccountToken: false
+    {{- end }}
+    {{- with .Values.priority_class }}
+    priorityClassName: {{ . | quote }}
+    {{- end }}
+    {{- with .Values.node_selector }}
+    nodeSelector:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- with .Values.tolerations }}
+    tolerations:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    securityContext:
+      {{- include "finetune.podSecurityContext" . | nindent 6 }}
+    containers:
+      - name: finetune
+        image: {{ .Values.image | quote }}
+        imagePullPolicy: IfNotPresent
+        command: ["python", "-m", "job"]
+        env:
+          {{- include "finetune.env" . | nindent 10 }}
+        resources:
+          requests:
+            cpu: {{ .Values.resources.cpu | quote }}
+            memory: {{ .Values.resources.memory | quote }}
+            {{- if .Values.resources.accelerators }}
+            {{ .Values.resources.accelerator_resource | quote }}: {{ .Values.resources.accelerators }}
+            {{- end }}
+          limits:
+            memory: {{ .Values.resources.memory | quote }}
+            {{- if .Values.resources.accelerators }}
+            {{ .Values.resources.accelerator_resource | quote }}: {{ .Values.resources.accelerators }}
+            {{- end }}
+        securityContext:
+          {{- include "finetune.containerSecurityContext" . | nindent 10 }}
+        volumeMounts:
+          - {name: scratch, mountPath: /scratch}
+          - {name: cache, mountPath: /cache}
+          - {name: shm, mountPath: /dev/shm}
+    volumes:
+      - name: scratch
+        emptyDir: {sizeLimit: {{ .Values.resources.scratch | quote }}}
+      - name: cache
+        emptyDir: {sizeLimit: {{ .Values.resources.scratch | quote }}}
+      - name: shm
+        emptyDir: {medium: Memory, sizeLimit: {{ .Values.resources.shm | quote }}}
+{{- end -}}
+
+
+{{/* The container's environment: the job's settings contract (job/config.py) and Secret references. */}}
+{{- define "finetune.env" -}}
+- {name: FT_MODEL, value: {{ .Values.model | quote }}}
+- {name: FT_TRAIN_DATA, value: {{ required "train_data is required" .Values.train_data | quote }}}
+- {name: FT_EVAL_DATA, value: {{ required "eval_data is required" .Values.eval_data | quote }}}
+- {name: FT_OUTPUT, value: {{ required "output is required" .Values.output | quote }}}
+- {name: FT_HUB_CACHE, value: "/cache/hub"}
+- {name: FT_DATA_CACHE, value: "/cache/data"}
+- {name: FT_SCRATCH_DIR, value: "/scratch"}
+- {name: HOME, value: "/scratch/home"}
+- {name: MPLCONFIGDIR, value: "/scratch/matplotlib"}
+{{- range $key, $value := .Values.settings }}
+- {name: {{ printf "FT_%s" (upper $key) | quote }}, value: {{ $value | toString | quote }}}
+{{- end }}
+{{- with .Values.storage.endpoint }}
+- {name: AWS_ENDPOINT_URL, value: {{ . | quote }}}
+{{- end }}
+{{- with .Values.storage.region }}
+- {name: AWS_DEFAULT_REGION, value: {{ . | quote }}}
+{{- end }}
+{{- range $key, $value := .Values.env }}
+- {name: {{ $key | quote }}, value: {{ $value | quote }}}
+{{- end }}
+{{- with .Values.storage.credentials_secret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom: {secretKeyRef: {name: {{ . | quote }}, key: {{ $.Values.storage.access_key_id_key | quote }}}}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom: {secretKeyRef: {name: {{ . | quote }}, key: {{ $.Values.storage.secret_access_key_key | quote }}}}
+{{- end }}
+{{- end -}}
+
+{{- define "finetune.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "finetune.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: ["ALL"]
+{{- end -}}

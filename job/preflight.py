@@ -1,0 +1,28 @@
+"""`python -m job --check`: the configuration checked without training (used by the chart's `helm test`)."""
+
+from __future__ import annotations
+
+from job import hub
+from job.config import Settings
+from job.errors import BadInput
+from job.storage import S3Store, is_s3, local_path, open_store
+
+
+def _check_data(variable: str, location: str, settings: Settings) -> None:
+    if is_s3(location):
+        if not S3Store(location, settings.storage_options()).list(""):
+            raise BadInput(f"{variable}={location} holds no objects; upload the images or fix the location")
+    elif not local_path(location).is_dir():
+        raise BadInput(f"{variable}={location} is not a directory")
+
+
+def check(settings: Settings) -> dict:
+    """Settings (already valid), output store access, data locations and the hub descriptor."""
+    options = settings.storage_options()
+    open_store(settings.output, options).check_access()
+    _check_data("FT_TRAIN_DATA", settings.train_data, settings)
+    _check_data("FT_EVAL_DATA", settings.eval_data, settings)
+    entry = hub.resolve(settings.model, pretrained=False, mirror=settings.hub_mirror, cache_dir=settings.hub_cache,
+                        offline=settings.hub_offline, storage_options=options)
+    return {"check": "ok", "model": settings.model, "model_name": entry.descriptor.model_name,
+            "output": settings.output}

@@ -1,6 +1,7 @@
 """`launcher`: render, validate, run and submit fine-tuning jobs, and follow them in the cluster.
 
-Exit codes: 0 succeeded, 1 the job failed, 2 bad spec or usage, 3 the API refused, 4 timed out.
+Exit codes: 0 succeeded, 1 the job failed, 2 bad spec or usage, 3 the API refused, 4 timed out,
+5 the job succeeded but its metrics miss a --require bar (or cannot be read).
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def _command_submit(arguments: argparse.Namespace) -> int:
     from launcher.cluster import submit
     from launcher.render import manifests
 
+    from launcher.gate import Requirement, check
+
     spec = load_spec(arguments.spec, arguments.overrides)
+    requirements = [Requirement.parse(text) for text in arguments.require]
     documents = manifests(spec)
     if arguments.namespace:
         for document in documents:
@@ -97,12 +101,18 @@ def _command_submit(arguments: argparse.Namespace) -> int:
     connection = _connection(arguments)
     created = submit(connection, documents, arguments.dry_run)
     verb = "validated by the server (dry run)" if arguments.dry_run else "created"
-    if not (arguments.wait or arguments.follow) or arguments.dry_run:
+    if not (arguments.wait or arguments.follow or requirements) or arguments.dry_run:
         _report(arguments, {"created": created, "dry_run": arguments.dry_run}, f"{', '.join(created)} {verb}")
         return 0
     print(f"{', '.join(created)} {verb}", file=sys.stderr)
     connection.namespace = documents[0]["metadata"]["namespace"]
-    return _follow(arguments, connection, spec.name)
+    outcome = _follow(arguments, connection, spec.name)
+    if outcome != 0 or not requirements:
+        return outcome
+    met = check(spec.output, requirements)
+    _report(arguments, {"name": spec.name, "quality_gate": "passed", "metrics": met},
+            f"quality gate passed: {', '.join(f'{name}={value:g}' for name, value in met.items())}")
+    return 0
 
 
 def _command_status(arguments: argparse.Namespace) -> int:
@@ -184,6 +194,9 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="follow the Job to its end; exit 0 or 1")
     submit.add_argument("--follow", action="store_true", help="stream the logs, then wait")
     submit.add_argument("--timeout", type=float, default=None, help="seconds to wait before exit 4")
+    submit.add_argument("--require", action="append", default=[], metavar="METRIC>=VALUE",
+                        help="quality gate on metrics.json's summary after success, e.g. top1>=0.9 (repeatable; "
+                             "implies --wait; exit 5 when not met)")
     submit.set_defaults(handler=_command_submit)
 
     for name, handler, text in (("status", _command_status, "show a Job's state"),

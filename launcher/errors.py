@@ -7,6 +7,7 @@ EXIT_JOB_FAILED = 1
 EXIT_BAD_SPEC = 2
 EXIT_API_REFUSED = 3
 EXIT_TIMED_OUT = 4
+EXIT_BELOW_BAR = 5
 
 
 class LauncherError(Exception):

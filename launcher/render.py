@@ -95,8 +95,13 @@ def _labels(spec: JobSpec) -> dict[str, str]:
     return labels
 
 
+def escape_expansion(value: str) -> str:
+    """Kubernetes expands $(NAME) in env values; doubling every $ keeps a user's value literal."""
+    return value.replace("$", "$$")
+
+
 def _environment_list(spec: JobSpec) -> list[dict]:
-    plain = [{"name": name, "value": value} for name, value in job_environment(spec).items()]
+    plain = [{"name": name, "value": escape_expansion(value)} for name, value in job_environment(spec).items()]
     secret = [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
               for name, (secret, key) in secret_environment(spec).items()]
     return plain + secret

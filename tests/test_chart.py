@@ -111,3 +111,4 @@ def test_chart_and_launcher_render_the_same_container(values_file):
     assert chart_job["spec"]["podFailurePolicy"] == manifests(spec)[0]["spec"]["podFailurePolicy"]
     variables = {name for name in _env(chart_container) if name.startswith("FT_")}
     assert variables <= set(known_variables()) and set(required_variables()) <= variables
+

@@ -127,26 +127,35 @@ template:
 
 {{/* The container's environment: the job's settings contract (job/config.py) and Secret references. */}}
 {{- define "finetune.env" -}}
-- {name: FT_MODEL, value: {{ .Values.model | quote }}}
-- {name: FT_TRAIN_DATA, value: {{ required "train_data is required" .Values.train_data | quote }}}
-- {name: FT_EVAL_DATA, value: {{ required "eval_data is required" .Values.eval_data | quote }}}
-- {name: FT_OUTPUT, value: {{ required "output is required" .Values.output | quote }}}
+{{- if .Values.cronjob.enabled }}
+- name: JOB_NAME
+  valueFrom: {fieldRef: {fieldPath: "metadata.labels['batch.kubernetes.io/job-name']"}}
+{{- end }}
+- {name: FT_MODEL, value: {{ include "finetune.literal" .Values.model }}}
+- {name: FT_TRAIN_DATA, value: {{ required "train_data is required" .Values.train_data | include "finetune.literal" }}}
+- {name: FT_EVAL_DATA, value: {{ required "eval_data is required" .Values.eval_data | include "finetune.literal" }}}
+{{- if .Values.cronjob.enabled }}
+{{- /* each scheduled run writes under its own Job's name: a finished output is never retrained */}}
+- {name: FT_OUTPUT, value: {{ printf "%s/$(JOB_NAME)" (required "output is required" .Values.output | replace "$" "$$" | trimSuffix "/") | quote }}}
+{{- else }}
+- {name: FT_OUTPUT, value: {{ required "output is required" .Values.output | include "finetune.literal" }}}
+{{- end }}
 - {name: FT_HUB_CACHE, value: "/cache/hub"}
 - {name: FT_DATA_CACHE, value: "/cache/data"}
 - {name: FT_SCRATCH_DIR, value: "/scratch"}
 - {name: HOME, value: "/scratch/home"}
 - {name: MPLCONFIGDIR, value: "/scratch/matplotlib"}
 {{- range $key, $value := .Values.settings }}
-- {name: {{ printf "FT_%s" (upper $key) | quote }}, value: {{ $value | toString | quote }}}
+- {name: {{ printf "FT_%s" (upper $key) | quote }}, value: {{ $value | toString | include "finetune.literal" }}}
 {{- end }}
 {{- with .Values.storage.endpoint }}
-- {name: AWS_ENDPOINT_URL, value: {{ . | quote }}}
+- {name: AWS_ENDPOINT_URL, value: {{ include "finetune.literal" . }}}
 {{- end }}
 {{- with .Values.storage.region }}
-- {name: AWS_DEFAULT_REGION, value: {{ . | quote }}}
+- {name: AWS_DEFAULT_REGION, value: {{ include "finetune.literal" . }}}
 {{- end }}
 {{- range $key, $value := .Values.env }}
-- {name: {{ $key | quote }}, value: {{ $value | quote }}}
+- {name: {{ $key | quote }}, value: {{ include "finetune.literal" $value }}}
 {{- end }}
 {{- with .Values.storage.credentials_secret }}
 - name: AWS_ACCESS_KEY_ID
@@ -171,4 +180,10 @@ readOnlyRootFilesystem: true
 runAsNonRoot: true
 capabilities:
   drop: ["ALL"]
+{{- end -}}
+
+
+{{/* A quoted env value Kubernetes will not expand: every $ doubled, as the launcher does. */}}
+{{- define "finetune.literal" -}}
+{{- . | toString | replace "$" "$$" | quote -}}
 {{- end -}}

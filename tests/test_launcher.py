@@ -128,7 +128,8 @@ def test_overrides_and_missing_files(tmp_path, capsys):
 
 HOSTILE = strategies.one_of(
     strategies.text(min_size=1, max_size=40),
-    strategies.sampled_from(['"', "'", "\n", "{{ name }}", "$(HOME)", "$$(X)", "$", "{% raw %}", "&anchor *anchor", "--- \n...",
+    strategies.sampled_from(['"', "'", "\n", "{{ name }}", "$(HOME)", "$$(X)", "$", "{% raw %}", "&anchor *anchor",
+                             "--- \n...",
                              "key: value", "- item", "!!python/object:os.system", "\\", "#", "@", "`", "\ufeff",
                              "\u2028", "\x00", "\x85", "\U0001F600", "|\n  block", "> folded", "? complex",
                              "%YAML 1.1"]),

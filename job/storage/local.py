@@ -80,10 +80,11 @@ class LocalStore:
         return self._path(key).read_bytes()
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
-        if not self.root.is_dir():
+        start = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root  # walk only below the prefix
+        if not start.is_dir():
             return []
         found = []
-        for directory, _, names in os.walk(self.root):
+        for directory, _, names in os.walk(start):
             for name in names:
                 if name.startswith(".") and name.endswith(PART_SUFFIX):
                     continue

@@ -216,8 +216,12 @@ def stream_logs(connection: Connection, name: str, follow: bool) -> Iterator[str
     last_seen: datetime | None = None
     while True:
         pod = _job_pod(connection, name)
-        if pod is None:
-            raise ApiRefused(f"job {name} has no pods yet in namespace {connection.namespace}")
+        phase = (pod or {}).get("status", {}).get("phase", "Pending")
+        if pod is None or phase == "Pending":
+            if not follow:
+                raise ApiRefused(f"job {name} has no started pod yet in namespace {connection.namespace}")
+            time.sleep(RECONNECT_SECONDS)  # scheduled, pulling the image...: logs exist once it runs
+            continue
         pod_name = pod["metadata"]["name"]
         since = None
         if last_seen is not None:

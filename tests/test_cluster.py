@@ -148,3 +148,24 @@ def test_submit_wait_follows_the_job_to_its_end(kube, spec_file, capsys):
     assert main(["submit", str(spec_file), "--follow", "--output", "json"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == ['{"top1": 0.93}', json.dumps({"name": "tiny", "state": "Succeeded"})]
+
+
+def test_following_waits_for_the_pod_to_start(kube, capsys):
+    pending = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tiny-p"}, "status": {"phase": "Pending"}}
+    kube.pods["tiny"] = [pending]
+    kube.log_sessions = [[b"2026-11-27T10:00:01.000000001Z started\n"]]
+
+    def start_later() -> None:
+        import time
+
+        time.sleep(0.3)
+        kube.pods["tiny"] = [{**pending, "status": {"phase": "Succeeded"}}]
+
+    import threading
+
+    threading.Thread(target=start_later).start()
+    assert main(["logs", "tiny", "-f"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["started"]
+    kube.pods["tiny"] = [pending]
+    assert main(["logs", "tiny"]) == 3  # without -f there is nothing to show yet
+    assert "no started pod yet" in capsys.readouterr().err

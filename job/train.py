@@ -55,6 +55,9 @@ class TrainStep(nn.Cell):
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.loss_scaler = loss_scaler
+        if loss_scaler is not None:  # registered here, so checkpoints carry the scale and resume with it
+            self.loss_scale = loss_scaler.scale_value
+            self.loss_scale_counter = loss_scaler.counter
         self.grad_fn = ms.value_and_grad(self.forward, None, optimizer.parameters, has_aux=True)
 
     def forward(self, images, labels):

@@ -42,3 +42,5 @@ def test_o2_step_with_dynamic_loss_scaling_updates_the_head():
         loss, correct = step(images, labels)
     assert np.isfinite(loss.asnumpy()) and 0 <= correct.asnumpy() <= 4
     assert not np.array_equal(network.head.classifier.weight.asnumpy(), before)
+    saved = {parameter.name for parameter in step.get_parameters()}
+    assert {"scale_value", "counter"} <= saved  # the loss scale is part of the training state

@@ -10,10 +10,13 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from job.errors import Conflict
+from job.committer import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS
+from job.errors import Conflict, Unavailable
 from job.run_record import METRICS_KEY
 from job.storage import Store
 
@@ -27,8 +30,11 @@ class ResultWriter:
     """Result files are written locally, uploaded under this attempt's prefix as soon as each is ready (in
     parallel with the last checkpoint commits), and committed together by metrics.json."""
 
-    def __init__(self, store: Store, attempt: str, staging: Path) -> None:
+    def __init__(self, store: Store, attempt: str, staging: Path, retry_seconds: float) -> None:
+        """`retry_seconds`: how long uploads keep retrying while the store is unavailable."""
         self.store = store
+        self._deadline = time.monotonic() + retry_seconds
+        self._stopped = threading.Event()
         self.prefix = f"{RESULTS}{attempt}/"
         self.staging = staging
         self.staging.mkdir(parents=True, exist_ok=True)
@@ -45,7 +51,20 @@ class ResultWriter:
 
     def upload(self, label: str) -> None:
         key = self.artefacts[label]
-        self._uploads.append(self._pool.submit(self.store.put_file, key, self.staging / key[len(self.prefix):]))
+        self._uploads.append(self._pool.submit(self._put, key, self.staging / key[len(self.prefix):]))
+
+    def _put(self, key: str, path: Path) -> None:
+        """Upload, waiting out a storage outage (as the checkpoint commits do) until the deadline."""
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                self.store.put_file(key, path)
+                return
+            except Unavailable:
+                if self._stopped.is_set() or time.monotonic() + delay > self._deadline:
+                    raise
+                self._stopped.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     def add_json(self, label: str, name: str, document: object) -> None:
         self.local(label, name).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -64,4 +83,5 @@ class ResultWriter:
                            f"run's results stay under {self.prefix} and are not committed")
 
     def abandon(self) -> None:
+        self._stopped.set()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -162,7 +162,7 @@ class Run:
                         final: dict) -> ResultWriter:
         """Write and start uploading the result files that need no stored checkpoint, while the last
         commits finish."""
-        writer = ResultWriter(self.store, self.attempt, self.scratch / "results")
+        writer = ResultWriter(self.store, self.attempt, self.scratch / "results", self.settings.flush_timeout_seconds)
         writer.add_json("classes", "classes.json", classes)
         plot_training_curves(history, writer.local("training_curves", "plots/training_curves.png"))
         writer.upload("training_curves")
@@ -198,13 +198,16 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
     store = open_store(settings.output, settings.storage_options())
     store.check_access()
     train_folder, eval_folder, classes, fingerprints = _image_sets(settings, data.worker_count(settings.num_workers))
-    run_record.claim(store, settings, classes, fingerprints)
     finished = run_record.completed_summary(store)
     if finished is not None:
+        run_record.claim(store, settings, classes, fingerprints)  # only the same run counts as finished
         progress.emit("already_complete", metrics=finished["metrics"])
         return finished
     configure(settings)
     network = fine_tune_network(backbone or _hub_backbone(settings), len(classes), settings.freeze_backbone)
+    # Claimed once everything that can be wrong with the input was checked: a mistyped FT_MODEL or a broken
+    # hub entry leaves nothing behind in FT_OUTPUT, so the corrected run can use the same location.
+    run_record.claim(store, settings, classes, fingerprints)
     trainer = Trainer(network, settings, train_folder.size // settings.batch_size)
     scratch = Path(tempfile.mkdtemp(prefix="ft-run-", dir=settings.scratch_dir))
     try:

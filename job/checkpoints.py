@@ -32,6 +32,13 @@ def new_attempt_id() -> str:
     return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
 
+def best_epoch(rated: list[tuple[int, float | None]]) -> int | None:
+    """The epoch with the highest eval top-1 (the earliest on a tie) among (epoch, top1) pairs; None if none
+    was evaluated. Retention and the run's `best_checkpoint` both use this rule, so the best is never pruned."""
+    scored = [(top1, -epoch) for epoch, top1 in rated if top1 is not None]
+    return -max(scored)[1] if scored else None
+
+
 def manifest_key(epoch: int) -> str:
     return f"{MANIFESTS}epoch-{epoch:06d}.json"
 
@@ -105,9 +112,7 @@ class CheckpointLog:
         """The manifest at `key`, or None if it is missing or unreadable."""
         try:
             return Manifest.from_bytes(self.store.get_bytes(key))
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError):
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
 
     def manifests(self) -> list[Manifest]:
@@ -149,9 +154,8 @@ class CheckpointLog:
         if keep <= 0:
             return []
         manifests = self.manifests()
-        rated = [manifest for manifest in manifests if manifest.eval_top1 is not None]
-        best = max(rated, key=lambda m: (m.eval_top1, -m.epoch)) if rated else None
-        kept = {manifest.epoch for manifest in manifests[-keep:]} | ({best.epoch} if best else set())
+        best = best_epoch([(manifest.epoch, manifest.eval_top1) for manifest in manifests])
+        kept = {manifest.epoch for manifest in manifests[-keep:]} | {best}
         removed = []
         for manifest in manifests:
             if manifest.epoch not in kept:

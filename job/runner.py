@@ -17,7 +17,7 @@ import mindspore.dataset as ds
 from mindspore import nn
 
 from job import data, hub, run_record
-from job.checkpoints import CheckpointLog, new_attempt_id
+from job.checkpoints import CheckpointLog, best_epoch, new_attempt_id
 from job.committer import BackgroundCommitter, PendingCommit
 from job.config import Settings
 from job.data_source import materialize
@@ -73,8 +73,8 @@ def _is_eval_epoch(epoch: int, settings: Settings) -> bool:
 
 
 def _best(history: list[dict]) -> dict | None:
-    rated = [record for record in history if record["eval"]]
-    return max(rated, key=lambda record: (record["eval"]["top1"], -record["epoch"])) if rated else None
+    epoch = best_epoch([(record["epoch"], record["eval"].get("top1")) for record in history])
+    return next(record for record in history if record["epoch"] == epoch) if epoch is not None else None
 
 
 class Run:
@@ -174,8 +174,8 @@ class Run:
             writer.upload("mindir")
         return writer
 
-    def commit_results(self, writer: ResultWriter, network: nn.Cell, classes: list[str], history: list[dict],
-                       final: dict, started: float) -> dict:
+    def commit_results(self, writer: ResultWriter, classes: list[str], history: list[dict], final: dict,
+                       started: float) -> dict:
         """Once every epoch is committed: point at the best epoch's checkpoint, write metrics.json."""
         settings = self.settings
         best = _best(history) or {"epoch": history[-1]["epoch"], "eval": {"top1": None}}
@@ -224,7 +224,7 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
                 writer = current.prepare_results(network, classes, history, final)
                 try:
                     current.flush(committer, stop_requested)
-                    return current.commit_results(writer, network, classes, history, final, started)
+                    return current.commit_results(writer, classes, history, final, started)
                 finally:
                     writer.abandon()
             except Terminated:

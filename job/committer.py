@@ -37,7 +37,6 @@ class BackgroundCommitter:
         self.progress = progress
         self.keep = keep
         self.error: JobError | None = None  # a failure retrying cannot fix (another writer, bad credentials)
-        self.committed_epoch = 0
         self._queue: queue.Queue[PendingCommit | None] = queue.Queue()
         self._abandon = threading.Event()
         self._thread = threading.Thread(target=self._run, name="checkpoint-committer", daemon=True)
@@ -96,7 +95,6 @@ class BackgroundCommitter:
                 self.error = JobError(f"committing epoch {pending.epoch} failed unexpectedly "
                                       f"({type(exc).__name__}: {exc})")
                 return
-            self.committed_epoch = pending.epoch
             shutil.rmtree(pending.folder, ignore_errors=True)
             self.progress.emit("committed", epoch=pending.epoch, seconds=round(time.perf_counter() - started, 3),
                                pending=self._queue.qsize())

@@ -44,20 +44,19 @@ def _descriptor_location(name: str, mirror: str) -> tuple[str, str]:
     return storage.join(mirror, "mshub_res", "assets", name + ".md"), "id-" + "/".join(parts)
 
 
-def _read_descriptor(name: str, mirror: str, cache: HubCache, offline: bool, force_reload: bool,
-                     options: storage.StorageOptions) -> tuple[str, str]:
-    """(descriptor text, where it came from), using the cache when it holds the descriptor."""
-    location, key = _descriptor_location(name, mirror)
+def _read_descriptor(name: str, location: str, key: str, cache: HubCache, offline: bool, force_reload: bool,
+                     options: storage.StorageOptions) -> str:
+    """The descriptor text from `location`, or from the cache (under `key`) when it holds the descriptor."""
     if not key:  # a local descriptor file: read as is, nothing to cache
         try:
-            return storage.local_path(location).read_text(encoding="utf-8"), location
+            return storage.local_path(location).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise BadInput(f"hub descriptor {location} does not exist; check FT_MODEL") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise BadInput(f"hub descriptor {location} cannot be read ({exc}); check FT_MODEL") from exc
     cached = cache.descriptor_path(key)
     if cached.is_file() and not force_reload:
-        return cached.read_text(encoding="utf-8"), location
+        return cached.read_text(encoding="utf-8")
     if offline:
         raise BadInput(f"hub descriptor for '{name}' is not in the cache {cache.root} and offline mode is on; "
                        f"turn FT_HUB_OFFLINE off once, or copy the descriptor into the cache")
@@ -68,7 +67,7 @@ def _read_descriptor(name: str, mirror: str, cache: HubCache, offline: bool, for
                        f"FT_HUB_MIRROR") from None
     except UnicodeDecodeError as exc:
         raise BadInput(f"hub descriptor {location} is not UTF-8 text; check FT_MODEL") from exc
-    return text, location
+    return text
 
 
 def _asset_uri(asset: Asset, descriptor_location: str) -> str:
@@ -102,9 +101,9 @@ def resolve(name: str, *, pretrained: bool = True, mirror: str = PUBLIC_HUB, cac
             storage_options: storage.StorageOptions = storage.StorageOptions()) -> HubEntry:
     """Find a hub entry's descriptor and, if `pretrained`, its verified checkpoint (downloaded if needed)."""
     cache = HubCache(Path(cache_dir) if cache_dir else default_hub_cache())
-    text, location = _read_descriptor(name, mirror, cache, offline, force_reload, storage_options)
+    location, key = _descriptor_location(name, mirror)
+    text = _read_descriptor(name, location, key, cache, offline, force_reload, storage_options)
     descriptor = parse_descriptor(text, location)
-    _, key = _descriptor_location(name, mirror)
     checkpoint = _checkpoint(descriptor, location, cache, offline, storage_options) if pretrained else None
     if key and (force_reload or not cache.descriptor_path(key).is_file()):
         cache.store_descriptor(key, text)

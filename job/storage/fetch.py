@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 from job.errors import BadInput, Unavailable
 from job.storage.local import copy_atomically
 from job.storage.s3 import S3Store, StorageOptions
-from job.storage.uri import is_s3, local_path, parent
+from job.storage.uri import is_remote, is_s3, local_path, parent
 
 HTTP_TIMEOUT_SECONDS = 60
 
@@ -48,7 +48,7 @@ def download(uri: str, destination: Path, options: StorageOptions = StorageOptio
 
 def read_text(uri: str, options: StorageOptions = StorageOptions()) -> str:
     """The whole file at `uri` as UTF-8 text. Raises FileNotFoundError when it does not exist."""
-    if not (is_s3(uri) or urlparse(uri).scheme in ("http", "https")):
+    if not is_remote(uri):
         return local_path(uri).read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as scratch:
         target = Path(scratch) / "object"

@@ -53,7 +53,7 @@ def job_environment(**settings: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
-    """SeaweedFS on 127.0.0.1:8333 for the whole session; AWS_* variables point boto3 at it."""
+    """SeaweedFS on free 127.0.0.1 ports for the whole session; AWS_* variables point boto3 at it."""
     from s3server import SeaweedServer
 
     server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"))

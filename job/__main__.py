@@ -6,6 +6,7 @@ import json
 import sys
 import traceback
 
+from job import distributed, msrun
 from job.config import help_text, load_settings
 from job.device import prepare_process
 from job.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, JobError
@@ -27,7 +28,12 @@ def main(argv: list[str]) -> int:
 
             print(json.dumps(check(settings)))
             return EXIT_OK
+        if settings.world_size > 1 and distributed.role() is None:
+            return msrun.launch(settings)  # this pod's workers run this entrypoint again, under msrun
         prepare_process(settings.device_target)
+        if distributed.role() == distributed.SCHEDULER:
+            distributed.serve_scheduler()
+            return EXIT_OK
         from job.runner import run  # imports MindSpore, after the process environment is prepared
 
         summary = run(settings, Progress())
@@ -47,4 +53,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_code = main(sys.argv[1:])
+    msrun.record_exit(exit_code)
+    sys.exit(exit_code)

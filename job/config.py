@@ -82,7 +82,9 @@ class Settings(BaseSettings):
     num_classes: int | None = Field(None, ge=2, description="Number of classes; unset means the number of class "
                                                             "folders in FT_TRAIN_DATA, set means it must match.")
     epochs: int = Field(60, ge=1, description="Training epochs.")
-    batch_size: int = Field(32, ge=1, description="Images per training step.")
+    batch_size: int = Field(32, ge=1, description="Images per training step across all devices (the global batch); "
+                                                  "each device takes FT_BATCH_SIZE / (FT_WORKERS x "
+                                                  "FT_DEVICES_PER_WORKER).")
     image_size: int = Field(224, ge=16, le=4096, description="Square input size in pixels.")
     lr_init: float = Field(0.0, ge=0, description="Learning rate at step 0 (start of the linear warmup).")
     lr_max: float = Field(0.01, gt=0, description="Learning rate at the end of the warmup (cosine peak).")
@@ -101,6 +103,16 @@ class Settings(BaseSettings):
                                                                 "resized crop.")
     device_target: DeviceTarget = Field(DeviceTarget.CPU, description="CPU, GPU or Ascend.")
     device_id: int = Field(0, ge=0, description="Device index on GPU or Ascend.")
+    workers: int = Field(1, ge=1, description="Pods training together (data parallel through msrun); above 1, "
+                                              "the pods of an Indexed Job.")
+    devices_per_worker: int = Field(1, ge=1, description="Training processes per pod, one per device (on CPU, "
+                                                         "processes sharing the pod's cores).")
+    worker_service: str | None = Field(None, description="Headless Service that is the pods' subdomain; pod 0 "
+                                                         "is reached as <job>-0.<service> (needed when "
+                                                         "FT_WORKERS > 1).")
+    master_port: int = Field(8118, ge=1024, le=65535, description="Port of msrun's scheduler on pod 0.")
+    master_wait_seconds: float = Field(600, gt=0, description="How long to wait for pod 0's name to resolve and "
+                                                              "for all workers to join.")
     amp_level: AmpLevel = Field(AmpLevel.O0, description="Mixed precision: O0 (fp32), O1, O2 (with dynamic loss "
                                                          "scaling) or O3.")
     seed: int = Field(1, ge=0, description="Seed for weights of the new head, shuffling and augmentation.")
@@ -141,9 +153,20 @@ class Settings(BaseSettings):
             problems.append(f"FT_LR_END ({self.lr_end}) must not exceed FT_LR_MAX ({self.lr_max})")
         if self.warmup_epochs > self.epochs:
             problems.append(f"FT_WARMUP_EPOCHS ({self.warmup_epochs}) must not exceed FT_EPOCHS ({self.epochs})")
+        if self.batch_size % self.world_size:
+            problems.append(f"FT_BATCH_SIZE ({self.batch_size}) must be a multiple of the {self.world_size} "
+                            f"training processes (FT_WORKERS x FT_DEVICES_PER_WORKER)")
+        if self.workers > 1 and not self.worker_service:
+            problems.append(f"FT_WORKERS={self.workers} needs FT_WORKER_SERVICE, the headless Service naming the "
+                            f"pods (the launcher and the chart set it)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def world_size(self) -> int:
+        """Training processes in all pods together."""
+        return self.workers * self.devices_per_worker
 
 
 def env_name(field: str) -> str:

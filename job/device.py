@@ -18,8 +18,8 @@ def prepare_process(target: DeviceTarget) -> None:
         os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 
-def configure(settings: Settings) -> None:
-    """GRAPH mode on the configured device, with seeded weights, shuffling and augmentation."""
+def configure(settings: Settings, device_id: int) -> None:
+    """GRAPH mode on the given device, with seeded weights, shuffling and augmentation."""
     import mindspore as ms
     import mindspore.dataset as ds
 
@@ -27,6 +27,6 @@ def configure(settings: Settings) -> None:
     if settings.device_target is DeviceTarget.CPU:
         ms.set_device("CPU")
     else:
-        ms.set_device(settings.device_target.value, settings.device_id)
+        ms.set_device(settings.device_target.value, device_id)
     ms.set_seed(settings.seed)
     ds.config.set_seed(settings.seed)

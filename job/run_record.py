@@ -32,8 +32,10 @@ def claim(store: Store, settings: Settings, classes: list[str], fingerprints: di
         return True
     try:
         stored = json.loads(store.get_bytes(RUN_KEY))
-    except ValueError as exc:
-        raise BadInput(f"{store.uri}/{RUN_KEY} is damaged; use a new FT_OUTPUT") from exc
+    except ValueError:
+        stored = None
+    if not (isinstance(stored, dict) and all(isinstance(stored.get(part, {}), dict) for part in ("settings", "data"))):
+        raise BadInput(f"{store.uri}/{RUN_KEY} is damaged; use a new FT_OUTPUT")
     differences = [f"{name} was {stored.get('settings', {}).get(name)!r}, now {value!r}"
                    for name, value in record["settings"].items() if stored.get("settings", {}).get(name) != value]
     if stored.get("classes") != classes:
@@ -49,6 +51,11 @@ def claim(store: Store, settings: Settings, classes: list[str], fingerprints: di
 def completed_summary(store: Store) -> dict | None:
     """The summary of a run that already finished in this output, if it did."""
     try:
-        return json.loads(store.get_bytes(METRICS_KEY))["summary"]
+        summary = json.loads(store.get_bytes(METRICS_KEY))["summary"]
     except FileNotFoundError:
         return None
+    except (ValueError, TypeError, KeyError):
+        summary = None
+    if not isinstance(summary, dict):
+        raise BadInput(f"{store.uri}/{METRICS_KEY} is damaged (no summary); use a new FT_OUTPUT")
+    return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import signal
 import tempfile
@@ -17,6 +18,7 @@ import mindspore.dataset as ds
 from mindspore import nn
 
 from job import data, hub, run_record
+from job.distributed import Topology, device_index, join
 from job.checkpoints import CheckpointLog, best_epoch, new_attempt_id
 from job.committer import BackgroundCommitter, PendingCommit
 from job.config import Settings
@@ -37,10 +39,14 @@ EPOCH_SEED_STRIDE = 100_003  # the data order of epoch e depends only on (FT_SEE
 
 
 @contextmanager
-def termination_requested() -> Iterator[threading.Event]:
-    """An event set by SIGTERM (what Kubernetes sends before killing a pod) while the block runs."""
+def termination_requested(honoured: bool = True) -> Iterator[threading.Event]:
+    """An event set by SIGTERM (what Kubernetes sends before killing a pod) while the block runs.
+
+    Not `honoured` (ranks other than 0), SIGTERM is ignored: those ranks keep in step until rank 0 has stopped
+    and committed, and msrun then ends them.
+    """
     event = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: event.set())
+    previous = signal.signal(signal.SIGTERM, (lambda *_: event.set()) if honoured else signal.SIG_IGN)
     try:
         yield event
     finally:
@@ -80,16 +86,27 @@ def _best(history: list[dict]) -> dict | None:
 class Run:
     """The state shared by the phases of one run."""
 
-    def __init__(self, settings: Settings, progress: Progress, store: Store, scratch: Path) -> None:
+    def __init__(self, settings: Settings, progress: Progress, store: Store, scratch: Path,
+                 topology: Topology) -> None:
         self.settings = settings
         self.progress = progress
         self.store = store
         self.scratch = scratch
+        self.topology = topology
         self.attempt = new_attempt_id()
         self.log = CheckpointLog(store, self.attempt)
 
     def resume(self, trainer: Trainer) -> list[dict]:
-        """Restore the newest verified committed epoch, if any; returns the history up to it."""
+        """Restore the newest verified committed epoch, if any; returns the history up to it.
+
+        Distributed, rank 0 restores and every rank takes its parameters; the others' history is a
+        placeholder of the right length (only rank 0 reports and commits)."""
+        history = self._restore(trainer) if self.topology.is_primary else []
+        completed = self.topology.broadcast_int(len(history))
+        self.topology.broadcast_parameters(trainer.step)  # the freshly initialised head differs per rank
+        return history or [{"epoch": epoch} for epoch in range(1, completed + 1)]
+
+    def _restore(self, trainer: Trainer) -> list[dict]:
         removed = self.log.collect_garbage(self.settings.gc_min_age_seconds)
         if removed:
             self.progress.emit("garbage_collected", objects=removed)
@@ -103,25 +120,32 @@ class Run:
         return list(restored.manifest.state["history"])
 
     def train(self, trainer: Trainer, network: nn.Cell, folders, classes: list[str], history: list[dict],
-              committer: BackgroundCommitter, stop_requested: threading.Event) -> dict:
-        """Train the remaining epochs, handing each to the committer; returns the last eval metrics."""
-        settings = self.settings
+              committer: BackgroundCommitter | None, stop_requested: threading.Event) -> dict:
+        """Train the remaining epochs; rank 0 evaluates and hands each epoch to the committer, and returns the
+        last eval metrics (other ranks have no committer and return nothing)."""
+        settings, topology = self.settings, self.topology
         workers = data.worker_count(settings.num_workers)
         shared = dict(image_size=settings.image_size, workers=workers, augment=settings.augment,
-                      hflip=settings.hflip, crop_min_scale=settings.crop_min_scale, batch_size=settings.batch_size)
-        eval_set = data.build_dataset(folders[1], classes, training=False, **shared)
+                      hflip=settings.hflip, crop_min_scale=settings.crop_min_scale)
+        shard = (topology.size, topology.rank) if topology.is_distributed else None
+        per_device_batch = settings.batch_size // topology.size
+        eval_set = data.build_dataset(folders[1], classes, training=False, batch_size=settings.batch_size, **shared)
 
         def stop() -> None:
-            if committer.error is not None:
+            if committer is not None and committer.error is not None:
                 raise committer.error
             if stop_requested.is_set():
                 raise Terminated("stopped by SIGTERM; the next attempt resumes from the last committed epoch")
 
         final: dict = {}
         for epoch in range(len(history) + 1, settings.epochs + 1):
-            ds.config.set_seed(settings.seed * EPOCH_SEED_STRIDE + epoch)
-            train_set = data.build_dataset(folders[0], classes, training=True, **shared)
+            ds.config.set_seed(settings.seed * EPOCH_SEED_STRIDE + epoch)  # the same on every rank: one shuffle
+            train_set = data.build_dataset(folders[0], classes, training=True, batch_size=per_device_batch,
+                                           shard=shard, **shared)
             record = trainer.train_epoch(epoch, train_set, self.progress, stop)
+            topology.average_batch_statistics(network)
+            if committer is None:
+                continue
             if _is_eval_epoch(epoch, settings):
                 final = classification_metrics(*predict(network, eval_set), classes)
                 record.eval = {"top1": final["top1"], "top5": final["top5"]}
@@ -133,6 +157,8 @@ class Run:
             files = {STATE_FILE: folder / STATE_FILE, CLASSES_FILE: folder / CLASSES_FILE}
             state = {"history": list(history), "eval_top1": record.eval.get("top1"), "classes": classes}
             committer.submit(PendingCommit(epoch, files, state, folder))
+        if committer is None:
+            return {}
         return final or classification_metrics(*predict(network, eval_set), classes)
 
     def flush(self, committer: BackgroundCommitter, stop_requested: threading.Event) -> None:
@@ -189,42 +215,66 @@ class Run:
         return summary
 
 
+def _steps_per_epoch(images: int, settings: Settings, topology: Topology) -> int:
+    """Global batches per epoch: each rank's shard holds ceil(images / ranks), in whole per-device batches."""
+    return math.ceil(images / topology.size) // (settings.batch_size // topology.size)
+
+
 def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None) -> dict:
     """Fine-tune and evaluate, resuming what FT_OUTPUT holds; returns the summary printed as the last line.
 
-    `backbone` replaces the hub backbone (for pretraining a hub entry from scratch).
+    `backbone` replaces the hub backbone (for pretraining a hub entry from scratch). Under msrun this runs on
+    every rank; rank 0 alone reads and writes FT_OUTPUT.
     """
     started = time.perf_counter()
+    configure(settings, device_index(settings))
+    topology = join(settings)
+    if topology.is_distributed:
+        progress = progress.for_rank(topology.rank)
     store = open_store(settings.output, settings.storage_options())
-    store.check_access()
-    train_folder, eval_folder, classes, fingerprints = _image_sets(settings, data.worker_count(settings.num_workers))
-    finished = run_record.completed_summary(store)
-    if finished is not None:
+    if topology.is_primary:
+        store.check_access()
+    with topology.pod_leader_first():  # one copy of s3:// data per pod
+        train_folder, eval_folder, classes, fingerprints = _image_sets(settings,
+                                                                       data.worker_count(settings.num_workers))
+    finished = run_record.completed_summary(store) if topology.is_primary else None
+    if topology.broadcast_int(finished is not None):
+        if finished is None:
+            return {"rank": topology.rank, "already_complete": True}
         run_record.claim(store, settings, classes, fingerprints)  # only the same run counts as finished
         progress.emit("already_complete", metrics=finished["metrics"])
         return finished
-    configure(settings)
-    network = fine_tune_network(backbone or _hub_backbone(settings), len(classes), settings.freeze_backbone)
+    with topology.pod_leader_first():  # one hub download per pod
+        network = fine_tune_network(backbone or _hub_backbone(settings), len(classes), settings.freeze_backbone)
     # Claimed once everything that can be wrong with the input was checked: a mistyped FT_MODEL or a broken
     # hub entry leaves nothing behind in FT_OUTPUT, so the corrected run can use the same location.
-    run_record.claim(store, settings, classes, fingerprints)
-    trainer = Trainer(network, settings, train_folder.size // settings.batch_size)
+    if topology.is_primary:
+        run_record.claim(store, settings, classes, fingerprints)
+    trainer = Trainer(network, settings, _steps_per_epoch(train_folder.size, settings, topology), topology.size)
     scratch = Path(tempfile.mkdtemp(prefix="ft-run-", dir=settings.scratch_dir))
     try:
-        current = Run(settings, progress, store, scratch)
-        with termination_requested() as stop_requested:
+        current = Run(settings, progress, store, scratch, topology)
+        with termination_requested(honoured=topology.is_primary) as stop_requested:
             history = current.resume(trainer)
             progress.emit("start", model=settings.model, classes=len(classes), train_images=train_folder.size,
                           eval_images=eval_folder.size, device=settings.device_target.value,
-                          first_epoch=len(history) + 1, epochs=settings.epochs, attempt=current.attempt)
+                          processes=topology.size, first_epoch=len(history) + 1, epochs=settings.epochs,
+                          attempt=current.attempt)
+            if not topology.is_primary:
+                current.train(trainer, network, (train_folder, eval_folder), classes, history, None, stop_requested)
+                summary = {"rank": topology.rank, "parameters_sha256": topology.check_identical(network)}
+                progress.emit("replica_done", **summary)
+                return summary
             committer = BackgroundCommitter(current.log, progress, settings.keep_checkpoints)
             try:
                 final = current.train(trainer, network, (train_folder, eval_folder), classes, history, committer,
                                       stop_requested)
+                digest = topology.check_identical(network)
                 writer = current.prepare_results(network, classes, history, final)
                 try:
                     current.flush(committer, stop_requested)
-                    return current.commit_results(writer, classes, history, final, started)
+                    return {**current.commit_results(writer, classes, history, final, started),
+                            **({"parameters_sha256": digest} if topology.is_distributed else {})}
                 finally:
                     writer.abandon()
             except Terminated:

@@ -47,14 +47,24 @@ def build_optimizer(network: nn.Cell, learning_rates: list[float], momentum: flo
 
 
 class TrainStep(nn.Cell):
-    """One optimisation step; returns (loss, correct predictions in the batch)."""
+    """One optimisation step; returns (loss, correct predictions in the batch).
 
-    def __init__(self, network: nn.Cell, loss_fn: nn.Cell, optimizer: nn.Optimizer, loss_scaler=None) -> None:
+    With `world_size` > 1 (data parallel), gradients are averaged over all ranks before the update, so every
+    rank applies the same one, and the loss and count cover the global batch.
+    """
+
+    def __init__(self, network: nn.Cell, loss_fn: nn.Cell, optimizer: nn.Optimizer, loss_scaler=None,
+                 world_size: int = 1) -> None:
         super().__init__(auto_prefix=False)
         self.network = network
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.loss_scaler = loss_scaler
+        self.world_size = world_size
+        self.distributed = world_size > 1
+        if self.distributed:
+            self.grad_reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=world_size)
+            self.all_reduce = ops.AllReduce()
         if loss_scaler is not None:  # registered here, so checkpoints carry the scale and resume with it
             self.loss_scale = loss_scaler.scale_value
             self.loss_scale_counter = loss_scaler.counter
@@ -69,6 +79,8 @@ class TrainStep(nn.Cell):
 
     def construct(self, images, labels):
         (loss, logits), grads = self.grad_fn(images, labels)
+        if self.distributed:
+            grads = self.grad_reducer(grads)
         if self.loss_scaler is not None:
             loss = self.loss_scaler.unscale(loss)
             grads = self.loss_scaler.unscale(grads)
@@ -79,6 +91,9 @@ class TrainStep(nn.Cell):
         else:
             loss = ops.depend(loss, self.optimizer(grads))
         correct = (logits.argmax(axis=1) == labels).astype(ms.float32).sum()
+        if self.distributed:
+            loss = self.all_reduce(loss) / self.world_size
+            correct = self.all_reduce(correct)
         return loss, correct
 
 
@@ -95,28 +110,32 @@ class EpochRecord:
     eval: dict = field(default_factory=dict)
 
 
-def _train_step(network: nn.Cell, optimizer: nn.Optimizer, settings: Settings) -> TrainStep:
+def _train_step(network: nn.Cell, optimizer: nn.Optimizer, settings: Settings, world_size: int) -> TrainStep:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     loss_scaler = None
     if settings.amp_level is not AmpLevel.O0:
         network = ms.amp.auto_mixed_precision(network, settings.amp_level.value)
         if settings.amp_level in (AmpLevel.O2, AmpLevel.O3):
             loss_scaler = ms.amp.DynamicLossScaler(scale_value=2.0 ** 16, scale_factor=2, scale_window=1000)
-    step = TrainStep(network, loss_fn, optimizer, loss_scaler)
+    step = TrainStep(network, loss_fn, optimizer, loss_scaler, world_size)
     step.set_train()
     return step
 
 
 class Trainer:
-    """The optimisation state of one run: network, optimizer (with its step counter) and training step."""
+    """The optimisation state of one run: network, optimizer (with its step counter) and training step.
 
-    def __init__(self, network: nn.Cell, settings: Settings, steps_per_epoch: int) -> None:
+    `steps_per_epoch` counts global batches (FT_BATCH_SIZE images over all `world_size` ranks).
+    """
+
+    def __init__(self, network: nn.Cell, settings: Settings, steps_per_epoch: int, world_size: int = 1) -> None:
         self.network = network
         self.settings = settings
+        self.world_size = world_size
         self.rates = warmup_cosine(settings.lr_init, settings.lr_max, settings.lr_end, settings.warmup_epochs,
                                    settings.epochs, steps_per_epoch)
         self.optimizer = build_optimizer(network, self.rates, settings.momentum, settings.weight_decay)
-        self.step = _train_step(network, self.optimizer, settings)
+        self.step = _train_step(network, self.optimizer, settings, world_size)
 
     @property
     def global_step(self) -> int:
@@ -141,7 +160,7 @@ class Trainer:
         seen = window_seen = 0
         for images, labels in batches.create_tuple_iterator(num_epochs=1):
             loss, correct = self.step(images, labels)
-            batch = labels.shape[0]
+            batch = labels.shape[0] * self.world_size
             loss_sum += float(loss.asnumpy()) * batch
             correct_sum += float(correct.asnumpy())
             seen += batch

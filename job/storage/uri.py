@@ -25,7 +25,7 @@ def join(base: str, *parts: str) -> str:
     """Join path segments onto a local path or a URI."""
     if is_url(base):
         return "/".join([base.rstrip("/"), *(part.strip("/") for part in parts)])
-    return str(Path(base).joinpath(*parts))
+    return str(local_path(base).joinpath(*parts))
 
 
 def parent(uri: str) -> str:
@@ -36,10 +36,12 @@ def parent(uri: str) -> str:
 
 
 def local_path(uri: str) -> Path:
-    """The local path a plain path or file:// URI names."""
+    """The local path a plain path or file:// URI names; other URIs (gs://, ftp://, ...) are refused."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
+    if parsed.scheme and uri[len(parsed.scheme):].startswith("://"):
+        raise BadInput(f"'{uri}' is not a location this job can use; use s3://bucket/prefix, a local path or file://")
     return Path(uri).expanduser()
 
 

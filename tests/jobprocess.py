@@ -16,6 +16,8 @@ class JobProcess:
     """The job in a child process; its stdout events are read on a thread so the pipe never fills."""
 
     def __init__(self, environment: dict[str, str]) -> None:
+        self.launched = time.time()  # the clock of the events' `time` field
+        self.ended: float | None = None  # when the job closed its stdout (it exited)
         self.process = subprocess.Popen([sys.executable, "-m", "job"], env=environment, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
@@ -33,6 +35,7 @@ class JobProcess:
                 self._events.put(json.loads(line))
             except ValueError:
                 pass
+        self.ended = time.time()
         self._events.put(None)
 
     def _read_stderr(self) -> None:
@@ -65,14 +68,15 @@ class JobProcess:
             reader.join(timeout=10)
         return code
 
-    def events(self, name: str) -> list[dict]:
+    def events(self, name: str | None = None) -> list[dict]:
+        """The JSON events named `name` (every event if None), in the order they were printed."""
         found = []
         for line in self.lines:
             try:
                 event = json.loads(line)
             except ValueError:
                 continue
-            if event.get("event") == name:
+            if "event" in event and name in (None, event["event"]):
                 found.append(event)
         return found
 

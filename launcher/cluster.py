@@ -79,17 +79,27 @@ def _calling(action: Callable, *args, **kwargs):
 
 
 def submit(connection: Connection, documents: list[dict], dry_run: bool) -> list[str]:
-    """Create the manifests (server-side dry run if asked); returns `Kind/name` of each."""
+    """Create the manifests (server-side dry run if asked): the Job first, then the objects it owns (a
+    multi-pod job's Service), so deleting the Job deletes them too. Returns `Kind/name` of each."""
     from kubernetes import client
 
+    unknown = sorted({document["kind"] for document in documents} - {"Job", "Service"})
+    if unknown:
+        raise SpecError(f"cannot submit a {unknown[0]}")
     created = []
-    batch = client.BatchV1Api(connection.api)
-    for document in documents:
-        if document["kind"] != "Job":
-            raise SpecError(f"cannot submit a {document['kind']}")
+    owners = []
+    dry = "All" if dry_run else None
+    for document in sorted(documents, key=lambda item: item["kind"] != "Job"):
         namespace = document["metadata"].get("namespace", connection.namespace)
-        _calling(batch.create_namespaced_job, namespace, document, dry_run="All" if dry_run else None)
-        created.append(f"Job/{document['metadata']['name']}")
+        if document["kind"] == "Job":
+            job = _calling(client.BatchV1Api(connection.api).create_namespaced_job, namespace, document, dry_run=dry)
+            if job.metadata.uid:
+                owners.append({"apiVersion": "batch/v1", "kind": "Job", "name": job.metadata.name,
+                               "uid": job.metadata.uid})
+        else:
+            document = {**document, "metadata": {**document["metadata"], "ownerReferences": owners}}
+            _calling(client.CoreV1Api(connection.api).create_namespaced_service, namespace, document, dry_run=dry)
+        created.append(f"{document['kind']}/{document['metadata']['name']}")
     return created
 
 
@@ -197,13 +207,18 @@ def _timestamp(line: str) -> datetime | None:
         return None
 
 
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+
+
 def _job_pod(connection: Connection, name: str) -> dict | None:
     from kubernetes import client
 
     core = client.CoreV1Api(connection.api)
     pods = _calling(core.list_namespaced_pod, connection.namespace, label_selector=f"job-name={name}")
     items = [_as_dict(connection, pod) for pod in pods.items]
-    return max(items, key=lambda pod: pod["metadata"].get("creationTimestamp") or "", default=None)
+    # Of a multi-pod job, pod 0 (rank 0 reports the run); of a single-pod job, its only index.
+    first = [pod for pod in items if (pod["metadata"].get("annotations") or {}).get(COMPLETION_INDEX, "0") == "0"]
+    return max(first or items, key=lambda pod: pod["metadata"].get("creationTimestamp") or "", default=None)
 
 
 def stream_logs(connection: Connection, name: str, follow: bool) -> Iterator[str]:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from launcher.errors import EXIT_JOB_FAILED, EXIT_SUCCEEDED
+from launcher.errors import EXIT_JOB_FAILED, EXIT_SUCCEEDED, SpecError
 from launcher.render import job_environment, secret_environment, volumes
 from launcher.spec import JobSpec
 
@@ -33,6 +33,9 @@ def local_environment(spec: JobSpec, workdir: Path) -> dict[str, str]:
 
 def run_local(spec: JobSpec, workdir: Path | None) -> int:
     """Run `python -m job` here; returns 0 when it succeeded, 1 when it failed."""
+    if spec.workers > 1:
+        raise SpecError(f"run --local runs one pod but the spec has workers: {spec.workers}; use workers: 1 "
+                        f"(devices_per_worker still starts several training processes here)")
     workdir = (workdir or Path(".launcher") / spec.name).resolve()
     for volume in volumes(spec):
         if volume.path != "/dev/shm":

@@ -46,6 +46,10 @@ def job_environment(spec: JobSpec) -> dict[str, str]:
                    "FT_OUTPUT": spec.output, "FT_HUB_CACHE": "/cache/hub", "FT_DATA_CACHE": "/cache/data",
                    "FT_SCRATCH_DIR": "/scratch", "HOME": "/scratch/home", "MPLCONFIGDIR": "/scratch/matplotlib"}
     environment.update({f"FT_{key.upper()}": _setting_value(value) for key, value in spec.settings.items()})
+    if spec.workers > 1 or spec.processes_per_pod > 1:
+        environment.update(FT_WORKERS=str(spec.workers), FT_DEVICES_PER_WORKER=str(spec.processes_per_pod))
+    if spec.workers > 1:
+        environment["FT_WORKER_SERVICE"] = spec.worker_service
     if spec.storage.endpoint:
         environment["AWS_ENDPOINT_URL"] = spec.storage.endpoint
     if spec.storage.region:
@@ -95,6 +99,18 @@ def _labels(spec: JobSpec) -> dict[str, str]:
     return labels
 
 
+def _selector(spec: JobSpec) -> dict[str, str]:
+    """Labels that pick this job's pods (the headless Service's selector)."""
+    return {key: value for key, value in _labels(spec).items()
+            if key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+
+
+def _master_port(spec: JobSpec) -> int:
+    from job.config import Settings
+
+    return int(spec.settings.get("master_port", Settings.model_fields["master_port"].default))
+
+
 def escape_expansion(value: str) -> str:
     """Kubernetes expands $(NAME) in env values; doubling every $ keeps a user's value literal."""
     return value.replace("$", "$$")
@@ -121,7 +137,8 @@ def render(spec: JobSpec) -> str:
     text = _template("job.yaml.j2").render(
         spec=spec, labels=_labels(spec), container=CONTAINER, command=COMMAND, env=_environment_list(spec),
         resources=_resources(spec), volumes=volumes(spec), user_id=USER_ID, bad_input_exit_code=BAD_INPUT_EXIT_CODE,
-        termination_grace_seconds=TERM_GRACE_SECONDS + 15)
+        termination_grace_seconds=TERM_GRACE_SECONDS + 15, master_port=_master_port(spec),
+        selector=_selector(spec))
     return text
 
 

@@ -22,7 +22,8 @@ QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
 SECRET_LIKE = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE|ACCESS_KEY)", re.IGNORECASE)
 JOB_NAME_MAX = 52  # leaves room for the suffixes Kubernetes adds to the Job's pods
 # Settings the manifest sets itself (from top-level spec keys or the container layout), not under `settings:`.
-RESERVED_SETTINGS = {"model", "train_data", "eval_data", "output", "hub_cache", "data_cache", "scratch_dir"}
+RESERVED_SETTINGS = {"model", "train_data", "eval_data", "output", "hub_cache", "data_cache", "scratch_dir", "workers",
+                     "devices_per_worker", "worker_service"}
 
 
 def _check(pattern: re.Pattern, value: str, what: str) -> str:
@@ -106,9 +107,23 @@ class JobSpec(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     deadline_seconds: int | None = Field(None, ge=1, description="activeDeadlineSeconds of the Job.")
-    retries: int = Field(6, ge=0, description="backoffLimit: attempts after a failure, each resuming.")
+    retries: int = Field(6, ge=0, description="Attempts after a failure, each resuming (backoffLimit; with several "
+                                               "workers, retries x workers, since a failed attempt fails every pod).")
+    workers: int = Field(1, ge=1, le=1024, description="Pods training together, data parallel through msrun; above "
+                                                       "1, an Indexed Job plus a headless Service.")
+    devices_per_worker: int | None = Field(None, ge=1, description="Training processes per pod, one per device; "
+                                                                   "unset: resources.accelerators, or 1.")
     ttl_seconds_after_finished: int | None = Field(7 * 24 * 3600, ge=0)
     queue: str | None = Field(None, description="Kueue LocalQueue name.")
+
+    @property
+    def processes_per_pod(self) -> int:
+        return self.devices_per_worker or self.resources.accelerators or 1
+
+    @property
+    def worker_service(self) -> str:
+        """The headless Service giving the pods of a multi-pod job their DNS names."""
+        return f"{self.name}-workers"
 
     @field_validator("name")
     @classmethod

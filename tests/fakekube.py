@@ -29,6 +29,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.jobs: dict[tuple[str, str], dict] = {}
         self.pods: dict[str, list[dict]] = {}  # job name -> pods
+        self.services: dict[tuple[str, str], dict] = {}
         self.version = 100
         self.requests: list[tuple[str, str]] = []
         self.watch_sessions: list[list] = []  # each: list of ("event", type, job) | ("gone",) | ("drop",)
@@ -118,8 +119,15 @@ class FakeKube:
                 fake.requests.append(("POST", self.path))
                 if not self._authorized():
                     return
-                parts = url.path.strip("/").split("/")  # apis batch v1 namespaces NS jobs
-                namespace, name = parts[4], body["metadata"]["name"]
+                parts = url.path.strip("/").split("/")  # apis batch v1 namespaces NS jobs | api v1 ... services
+                namespace, name = parts[parts.index("namespaces") + 1], body["metadata"]["name"]
+                if parts[-1] == "services":
+                    with fake.lock:
+                        if (namespace, name) in fake.services:
+                            return self._send(409, status_body(409, "AlreadyExists",
+                                                               f'services "{name}" already exists'))
+                        fake.services[(namespace, name)] = body
+                    return self._send(201, body)
                 if namespace == "forbidden":
                     return self._send(403, status_body(403, "Forbidden", f'jobs.batch is forbidden: User "ci" '
                                                        f'cannot create resource "jobs" in API group "batch" in '

@@ -48,6 +48,16 @@ def test_submit_creates_the_job(kube, spec_file, capsys):
     assert stored["spec"]["template"]["spec"]["containers"][0]["image"] == "finetune:1"
 
 
+def test_a_multi_pod_job_owns_its_service(kube, tmp_path, capsys):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, "workers": 2}))
+    assert main(["submit", str(path), "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] == ["Job/tiny", "Service/tiny-workers"]
+    job, service = kube.jobs[("ml", "tiny")], kube.services[("ml", "tiny-workers")]
+    assert service["metadata"]["ownerReferences"] == [{"apiVersion": "batch/v1", "kind": "Job", "name": "tiny",
+                                                        "uid": job["metadata"]["uid"]}]  # deleted with the Job
+
+
 def test_dry_run_is_server_side_and_creates_nothing(kube, spec_file, capsys):
     assert main(["submit", str(spec_file), "--dry-run"]) == 0
     assert "dry run" in capsys.readouterr().out

@@ -55,7 +55,8 @@ def test_schema_validation_catches_what_the_cluster_would_refuse():
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)
 def test_environment_contract(example):
-    container = _container(manifests(load_spec(example))[0])
+    job = next(document for document in manifests(load_spec(example)) if document["kind"] == "Job")
+    container = _container(job)
     names = [variable["name"] for variable in container["env"]]
     assert len(names) == len(set(names))
     job_variables = {name for name in names if name.startswith("FT_")}
@@ -84,6 +85,33 @@ def test_security_posture_and_secrets_by_reference():
     assert rules[1]["action"] == "Ignore" and rules[1]["onPodConditions"][0]["type"] == "DisruptionTarget"
     with_account = manifests(JobSpec.model_validate({**MINIMAL, "service_account": "trainer"}))[0]
     assert with_account["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+
+
+def test_several_workers_render_an_indexed_job_and_the_service_naming_its_pods():
+    spec = JobSpec.model_validate({**MINIMAL, "workers": 3, "retries": 2, "settings": {"batch_size": 48}})
+    service, job = manifests(spec)
+    assert service["kind"] == "Service" and service["metadata"]["name"] == "tiny-workers"
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert {key: job["spec"][key] for key in ("completionMode", "completions", "parallelism", "backoffLimit")} == {
+        "completionMode": "Indexed", "completions": 3, "parallelism": 3, "backoffLimit": 6}
+    assert job["spec"]["template"]["spec"]["subdomain"] == "tiny-workers"
+    env = {item["name"]: item.get("value") for item in _container(job)["env"]}
+    assert (env["FT_WORKERS"], env["FT_DEVICES_PER_WORKER"], env["FT_WORKER_SERVICE"]) == ("3", "1", "tiny-workers")
+    assert not any("tiny-0" in value for value in env.values() if value)  # pod 0's address is found in the pod
+    single = manifests(JobSpec.model_validate(MINIMAL))
+    assert [document["kind"] for document in single] == ["Job"] and "completionMode" not in single[0]["spec"]
+    accelerators = JobSpec.model_validate({**MINIMAL, "resources": {"accelerators": 8}, "settings": {"batch_size": 64}})
+    assert {item["name"]: item.get("value") for item in _container(manifests(accelerators)[0])["env"]}[
+        "FT_DEVICES_PER_WORKER"] == "8"
+
+
+def test_the_global_batch_must_split_evenly_over_the_processes(tmp_path, capsys):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, "workers": 2, "devices_per_worker": 4, "settings": {"batch_size": 36}}))
+    assert main(["render", str(path)]) == EXIT_BAD_SPEC
+    assert "settings.batch_size (36) must be a multiple of the 8 training processes" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("change, fragment", [

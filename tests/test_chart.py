@@ -57,6 +57,22 @@ def test_values_files_render_what_they_ask_for():
     assert limits["huawei.com/Ascend910"] == 1
 
 
+def test_several_workers_under_a_cronjob_find_pod_zero_in_the_pod():
+    documents = render_chart(_values(CHART / "ci" / "distributed-cronjob-values.yaml"))
+    assert sorted(document["kind"] for document in documents) == ["CronJob", "Pod", "Service"]
+    service = next(d for d in documents if d["kind"] == "Service")
+    cron = next(d for d in documents if d["kind"] == "CronJob")
+    job = cron["spec"]["jobTemplate"]["spec"]
+    pod = job["template"]
+    assert (job["completionMode"], job["completions"], job["parallelism"]) == ("Indexed", 2, 2)
+    assert pod["spec"]["subdomain"] == service["metadata"]["name"] == "retrain-finetune-workers"
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    env = _env(pod["spec"]["containers"][0])
+    assert (env["FT_WORKERS"], env["FT_DEVICES_PER_WORKER"], env["FT_WORKER_SERVICE"]) == (
+        "2", "2", "retrain-finetune-workers")
+    assert not any("-0." in str(value) for value in env.values())  # the Job's name is only known in the pod
+
+
 def test_upgrades_create_a_new_job_instead_of_patching_an_immutable_one():
     first = next(d for d in render_chart(REQUIRED, revision=1) if d["kind"] == "Job")
     second = next(d for d in render_chart(REQUIRED, revision=2) if d["kind"] == "Job")
@@ -66,6 +82,8 @@ def test_upgrades_create_a_new_job_instead_of_patching_an_immutable_one():
 @pytest.mark.parametrize("values, problem", [
     ({**REQUIRED, "epochs": 5}, "epochs"),  # a setting misplaced at the top level: a typo
     ({**REQUIRED, "retries": "six"}, "retries"),
+    ({**REQUIRED, "settings": {"workers": 2}}, "workers"),  # a top-level value: the chart sets FT_WORKERS
+    ({**REQUIRED, "workers": 0}, "workers"),
     ({**REQUIRED, "resources": {"memory": "lots"}}, "memory"),
     ({**REQUIRED, "resources": {"gpu": 1}}, "gpu"),
     ({**REQUIRED, "env": {"AWS_SECRET_ACCESS_KEY": "inline"}}, "AWS_SECRET_ACCESS_KEY"),
@@ -90,7 +108,8 @@ def _env(container: dict) -> dict:
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
 
 
-@pytest.mark.parametrize("values_file", VALUES_FILES[:1] + VALUES_FILES[2:], ids=lambda path: path.name)
+@pytest.mark.parametrize("values_file", [path for path in VALUES_FILES if "cronjob" not in path.name],
+                         ids=lambda path: path.name)
 def test_chart_and_launcher_render_the_same_container(values_file):
     values = {**_values(values_file), "cronjob": {"enabled": False}}
     spec = JobSpec.model_validate({"name": "retrain-finetune", "namespace": "ml", "image": "mindspore-finetune:0.1.0",
@@ -108,7 +127,13 @@ def test_chart_and_launcher_render_the_same_container(values_file):
                 "terminationGracePeriodSeconds"):
         assert chart_pod[key] == launcher_pod[key], key
     chart_job = next(d for d in render_chart(values) if d["kind"] == "Job")
-    assert chart_job["spec"]["podFailurePolicy"] == manifests(spec)[0]["spec"]["podFailurePolicy"]
+    launcher_job = next(d for d in manifests(spec) if d["kind"] == "Job")
+    for key in ("podFailurePolicy", "completionMode", "completions", "parallelism", "backoffLimit"):
+        assert chart_job["spec"].get(key) == launcher_job["spec"].get(key), key
+    assert chart_pod.get("subdomain") == launcher_pod.get("subdomain")
+    chart_services = [d["spec"] for d in render_chart(values) if d["kind"] == "Service"]
+    assert chart_services == [d["spec"] | {"selector": chart_services[0]["selector"]}
+                              for d in manifests(spec) if d["kind"] == "Service"]
     variables = {name for name in _env(chart_container) if name.startswith("FT_")}
     assert variables <= set(known_variables()) and set(required_variables()) <= variables
 

@@ -41,8 +41,25 @@ kueue.x-k8s.io/queue-name: {{ .Values.queue | quote }}
 
 {{/* The Job spec shared by the Job and the CronJob: same container, environment and security settings as
 the launcher renders. */}}
+{{/* The headless Service giving the pods of a multi-pod job their DNS names (<job>-<index>.<service>). */}}
+{{- define "finetune.workerService" -}}
+{{- printf "%s-workers" (include "finetune.fullname" .) -}}
+{{- end -}}
+
+{{- define "finetune.processesPerPod" -}}
+{{- .Values.devices_per_worker | default .Values.resources.accelerators | default 1 -}}
+{{- end -}}
+
 {{- define "finetune.jobSpec" -}}
+{{- if gt (int .Values.workers) 1 }}
+{{- /* one pod per worker; a failed attempt fails every pod, so the limit counts pods */}}
+completionMode: Indexed
+completions: {{ .Values.workers }}
+parallelism: {{ .Values.workers }}
+backoffLimit: {{ mul .Values.retries .Values.workers }}
+{{- else }}
 backoffLimit: {{ .Values.retries }}
+{{- end }}
 {{- if .Values.deadline_seconds }}
 activeDeadlineSeconds: {{ .Values.deadline_seconds }}
 {{- end }}
@@ -70,6 +87,9 @@ template:
     {{- end }}
   spec:
     restartPolicy: Never
+    {{- if gt (int .Values.workers) 1 }}
+    subdomain: {{ include "finetune.workerService" . | quote }}
+    {{- end }}
     terminationGracePeriodSeconds: 40
     {{- if or .Values.service_account .Values.create_service_account }}
     serviceAccountName: {{ include "finetune.serviceAccountName" . | quote }}
@@ -145,6 +165,13 @@ template:
 - {name: FT_SCRATCH_DIR, value: "/scratch"}
 - {name: HOME, value: "/scratch/home"}
 - {name: MPLCONFIGDIR, value: "/scratch/matplotlib"}
+{{- if or (gt (int .Values.workers) 1) (gt (int (include "finetune.processesPerPod" .)) 1) }}
+- {name: FT_WORKERS, value: {{ .Values.workers | toString | quote }}}
+- {name: FT_DEVICES_PER_WORKER, value: {{ include "finetune.processesPerPod" . | quote }}}
+{{- end }}
+{{- if gt (int .Values.workers) 1 }}
+- {name: FT_WORKER_SERVICE, value: {{ include "finetune.workerService" . | quote }}}
+{{- end }}
 {{- range $key, $value := .Values.settings }}
 - {name: {{ printf "FT_%s" (upper $key) | quote }}, value: {{ $value | toString | include "finetune.literal" }}}
 {{- end }}

@@ -27,27 +27,13 @@ sys.path.insert(0, str(ROOT / "tests"))  # the SeaweedFS harness the tests use
 
 from s3server import SeaweedServer  # noqa: E402
 
+from workload import HUB_ID, machine, prepare_workload  # noqa: E402
+
 from job.device import prepare_process  # noqa: E402
 from job.config import DeviceTarget  # noqa: E402
 
-HUB_ID = "bench/1.0/googlenet"
 FINE_TUNE = {"FT_MODEL": HUB_ID, "FT_EPOCHS": "3", "FT_IMAGE_SIZE": "32", "FT_BATCH_SIZE": "32",
              "FT_HFLIP": "false", "FT_CROP_MIN_SCALE": "0.6", "FT_WARMUP_EPOCHS": "1", "FT_LOG_EVERY": "1000"}
-
-
-def _prepare(work: Path) -> tuple[Path, Path, Path]:
-    """Digits 5-9 at 32x32 and a hub entry holding a freshly initialised GoogleNet."""
-    import mindspore as ms
-
-    from job.digits import write_digits
-    from job.hub.publish import publish
-    from job.models.googlenet import googlenet
-
-    train, evaluation = write_digits(work / "data", [5, 6, 7, 8, 9])
-    checkpoint = work / "googlenet.ckpt"
-    ms.save_checkpoint(googlenet(num_classes=10), str(checkpoint))
-    publish(work / "hub", HUB_ID, "googlenet", checkpoint)
-    return train, evaluation, work / "hub"
 
 
 def _fine_tune(environment: dict[str, str]) -> tuple[float, float]:
@@ -103,7 +89,7 @@ def main() -> None:
     prepare_process(DeviceTarget.CPU)
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as scratch:
         work = Path(scratch)
-        train, evaluation, hub_root = _prepare(work)
+        train, evaluation, hub_root = prepare_workload(work, [5, 6, 7, 8, 9])
         server = SeaweedServer(work / "seaweedfs")
         server.start()
         os.environ.update(server.environment)  # for the in-process upload measurement
@@ -129,7 +115,8 @@ def main() -> None:
             server.stop()
     wall = {name: statistics.median(w for w, _, _ in samples) for name, samples in (("local", local), ("s3", remote))}
     cpu = {name: statistics.median(c for _, c, _ in samples) for name, samples in (("local", local), ("s3", remote))}
-    print(f"machine: {os.cpu_count()} cores; {arguments.runs} fine-tunes per kind (3 epochs, digits 5-9, 32x32, "
+    print(f"machine: {machine()}")
+    print(f"{arguments.runs} fine-tunes per kind (3 epochs, digits 5-9, 32x32, "
           f"45 MB checkpoint per epoch); {arguments.uploads} uploads of a {checkpoint_mb:.1f} MB checkpoint")
     print(_line("local output", local))
     print(_line("S3 output", remote))

@@ -26,6 +26,8 @@ def configure(settings: Settings, device_id: int) -> None:
     ms.set_context(mode=ms.GRAPH_MODE)
     if settings.device_target is DeviceTarget.CPU:
         ms.set_device("CPU")
+        if settings.devices_per_worker > 1:  # the pod's training processes share its cores
+            ms.device_context.cpu.op_tuning.threads_num(max(1, (os.cpu_count() or 1) // settings.devices_per_worker))
     else:
         ms.set_device(settings.device_target.value, device_id)
     ms.set_seed(settings.seed)

@@ -136,6 +136,16 @@ class Trainer:
                                    settings.epochs, steps_per_epoch)
         self.optimizer = build_optimizer(network, self.rates, settings.momentum, settings.weight_decay)
         self.step = _train_step(network, self.optimizer, settings, world_size)
+        self.active_step = self.step  # what train_epoch runs
+
+    def train_on_features(self) -> None:
+        """From now on train_epoch takes pooled backbone features (job.features), not images: a step over the
+        head's classifier alone (in the precision the network's mixed precision gave it), sharing with `step` the
+        parameters, the optimizer (moments, step counter: the schedule) and the loss scale; `step` still saves
+        and restores the whole network."""
+        self.active_step = TrainStep(self.network.head.classifier, self.step.loss_fn, self.optimizer,
+                                     self.step.loss_scaler, self.world_size)
+        self.active_step.set_train()
 
     @property
     def global_step(self) -> int:
@@ -159,7 +169,7 @@ class Trainer:
         loss_sum = correct_sum = 0.0
         seen = window_seen = 0
         for images, labels in batches.create_tuple_iterator(num_epochs=1):
-            loss, correct = self.step(images, labels)
+            loss, correct = self.active_step(images, labels)
             batch = labels.shape[0] * self.world_size
             loss_sum += float(loss.asnumpy()) * batch
             correct_sum += float(correct.asnumpy())

@@ -39,17 +39,28 @@ class Inception(nn.Cell):
         return self.concat((self.b1(x), self.b2(x), self.b3(x), self.b4(self.maxpool(x))))
 
 
+class GlobalAveragePool(nn.Cell):
+    """Mean over H and W, flattened: (N, C, H, W) -> (N, C)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+
+    def construct(self, features):
+        return self.flatten(features.mean(axis=(2, 3), keep_dims=True))
+
+
 class ClassifierHead(nn.Cell):
     """The model zoo's top: mean over H and W, flatten, Dense(1024, num_classes) named `classifier`."""
 
     def __init__(self, num_classes: int, in_channels: int = FEATURE_CHANNELS) -> None:
         super().__init__()
-        self.flatten = nn.Flatten()
+        self.pool = GlobalAveragePool()
         self.classifier = nn.Dense(in_channels, num_classes, weight_init=TruncatedNormal(0.02),
                                    bias_init=TruncatedNormal(0.02))
 
     def construct(self, features):
-        return self.classifier(self.flatten(features.mean(axis=(2, 3), keep_dims=True)))
+        return self.classifier(self.pool(features))
 
 
 class WithHead(nn.Cell):

@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Mapping
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from job.errors import BadInput
@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     """Fine-tuning job settings; each field is read from FT_<NAME IN UPPER CASE>."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False, extra="ignore",
-                                      use_enum_values=False, validate_default=True)
+                                      use_enum_values=False, validate_default=True, allow_inf_nan=False)
 
     model: str = Field(description="Hub model: an id such as mindspore/1.6/googlenet_cifar10, a descriptor URL "
                                    "ending in .md (https://, s3://, file://) or a local descriptor path.")
@@ -142,6 +142,13 @@ class Settings(BaseSettings):
                               connect_timeout=self.s3_connect_timeout, read_timeout=self.s3_read_timeout,
                               checksums=self.s3_checksums.value)
 
+    @field_validator("hub_network_dir", "scratch_dir", "hub_cache", "data_cache", mode="before")
+    @classmethod
+    def _no_empty_path(cls, value):
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("empty; unset the variable for the default or name a directory")
+        return value
+
     @model_validator(mode="after")
     def _check_schedule(self) -> "Settings":
         problems = []
@@ -203,7 +210,7 @@ def _describe(error: dict) -> str:
     if error["type"] == "missing":
         return f"{name}: required but not set"
     given = error.get("input")
-    return f"{name}: {error['msg']} (got {given!r})"
+    return f"{name}: {error['msg'].removeprefix('Value error, ')} (got {given!r})"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

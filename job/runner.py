@@ -17,7 +17,7 @@ from typing import Iterator
 import mindspore.dataset as ds
 from mindspore import nn
 
-from job import data, hub, run_record
+from job import data, features, hub, run_record
 from job.distributed import Topology, device_index, join
 from job.checkpoints import CheckpointLog, best_epoch, new_attempt_id
 from job.committer import BackgroundCommitter, PendingCommit
@@ -122,7 +122,10 @@ class Run:
     def train(self, trainer: Trainer, network: nn.Cell, folders, classes: list[str], history: list[dict],
               committer: BackgroundCommitter | None, stop_requested: threading.Event) -> dict:
         """Train the remaining epochs; rank 0 evaluates and hands each epoch to the committer, and returns the
-        last eval metrics (other ranks have no committer and return nothing)."""
+        last eval metrics (other ranks have no committer and return nothing).
+
+        When job.features applies, the backbone runs once over both image sets, and the epochs train and evaluate
+        the classifier alone on the cached features."""
         settings, topology = self.settings, self.topology
         workers = data.worker_count(settings.num_workers)
         shared = dict(image_size=settings.image_size, workers=workers, augment=settings.augment,
@@ -137,17 +140,32 @@ class Run:
             if stop_requested.is_set():
                 raise Terminated("stopped by SIGTERM; the next attempt resumes from the last committed epoch")
 
+        cached = None
+        if len(history) < settings.epochs and features.applies(settings, topology):
+            in_order = data.build_dataset(folders[0], classes, training=False, batch_size=settings.batch_size,
+                                          **shared)
+            cached = features.cache(network, in_order, eval_set, (folders[0].size, folders[1].size),
+                                    self.scratch / "features", self.progress, stop)
+            trainer.train_on_features()
+            evaluated, eval_set = network.head.classifier, cached.eval.dataset(training=False,
+                                                                               batch_size=settings.batch_size)
+        else:
+            evaluated = network
+
         final: dict = {}
         for epoch in range(len(history) + 1, settings.epochs + 1):
             ds.config.set_seed(settings.seed * EPOCH_SEED_STRIDE + epoch)  # the same on every rank: one shuffle
-            train_set = data.build_dataset(folders[0], classes, training=True, batch_size=per_device_batch,
-                                           shard=shard, **shared)
+            if cached is None:
+                train_set = data.build_dataset(folders[0], classes, training=True, batch_size=per_device_batch,
+                                               shard=shard, **shared)
+            else:
+                train_set = cached.train.dataset(training=True, batch_size=per_device_batch)
             record = trainer.train_epoch(epoch, train_set, self.progress, stop)
             topology.average_batch_statistics(network)
             if committer is None:
                 continue
             if _is_eval_epoch(epoch, settings):
-                final = classification_metrics(*predict(network, eval_set), classes)
+                final = classification_metrics(*predict(evaluated, eval_set), classes)
                 record.eval = {"top1": final["top1"], "top5": final["top5"]}
             history.append(asdict(record))
             self.progress.emit("epoch", **history[-1])
@@ -159,7 +177,7 @@ class Run:
             committer.submit(PendingCommit(epoch, files, state, folder))
         if committer is None:
             return {}
-        return final or classification_metrics(*predict(network, eval_set), classes)
+        return final or classification_metrics(*predict(evaluated, eval_set), classes)
 
     def flush(self, committer: BackgroundCommitter, stop_requested: threading.Event) -> None:
         """Wait for every commit (bounded by FT_FLUSH_TIMEOUT_SECONDS), or stop on SIGTERM."""

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import HUB_ID, machine, prepare_workload  # noqa: E402
+from workload import HUB_ID, Ratio, describe, machine, prepare_workload, write_json  # noqa: E402
 
 from job.config import DeviceTarget  # noqa: E402
 from job.device import prepare_process  # noqa: E402
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     arguments = parser.parse_args()
     prepare_process(DeviceTarget.CPU)
+    host = machine()
     samples: dict[int, list[float]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as scratch:
         work = Path(scratch)
@@ -71,21 +72,17 @@ def main() -> None:
             for processes in samples:
                 samples[processes].append(_throughput({**base, "FT_DEVICES_PER_WORKER": str(processes),
                                                        "FT_OUTPUT": str(work / f"out-{processes}-{run}")}))
-    medians = {processes: statistics.median(values) for processes, values in samples.items()}
-    ratio = medians[2] / medians[1]
-    print(f"machine: {machine()}")
+    series = {f"{processes} process{'es' if processes > 1 else ''}": values for processes, values in samples.items()}
+    medians = {name: statistics.median(values) for name, values in series.items()}
+    ratio = Ratio("2 processes", "1 process")
+    print(f"machine: {describe(host)}")
     print(f"fine-tune: GoogleNet, digits 0-9 at 32x32, global batch {GLOBAL_BATCH}, {arguments.epochs} epochs, "
-          f"{arguments.runs} runs per layout")
-    for processes, values in samples.items():
-        print(f"{processes} process(es): median {medians[processes]:7.1f} images/s  "
-              f"(runs: {', '.join(f'{value:.1f}' for value in values)})")
-    print(f"scaling ratio 2 / 1 processes: {ratio:.3f} on {os.cpu_count()} cores shared by both layouts")
-    if arguments.json:
-        arguments.json.write_text(json.dumps({"benchmark": "scaling", "machine": machine(),
-                                              "images_per_second": {str(k): v for k, v in medians.items()},
-                                              "samples": {str(k): v for k, v in samples.items()},
-                                              "ratio": ratio}, indent=2))
-
+          f"{arguments.runs} runs per layout; both layouts share the {os.cpu_count()} cores")
+    for name, values in series.items():
+        print(f"{name:<12} median {medians[name]:7.1f} images/s  (runs: {', '.join(f'{v:.1f}' for v in values)})")
+    print(ratio.line(medians))
+    write_json(arguments.json, "scaling", host, {"global_batch": GLOBAL_BATCH, "epochs": arguments.epochs,
+                                                 "image_size": 32}, "images/s", series, [ratio])
 
 if __name__ == "__main__":
     main()

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the SeaweedFS harness the tests use
 
 from s3server import SeaweedServer  # noqa: E402
 
-from workload import HUB_ID, machine, prepare_workload  # noqa: E402
+from workload import HUB_ID, Ratio, describe, machine, prepare_workload, write_json  # noqa: E402
 
 from job.device import prepare_process  # noqa: E402
 from job.config import DeviceTarget  # noqa: E402
@@ -85,8 +85,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="fine-tunes per output kind")
     parser.add_argument("--uploads", type=int, default=7, help="uploads per client")
+    parser.add_argument("--json", type=Path, help="also write the results here")
     arguments = parser.parse_args()
     prepare_process(DeviceTarget.CPU)
+    host = machine()
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as scratch:
         work = Path(scratch)
         train, evaluation, hub_root = prepare_workload(work, [5, 6, 7, 8, 9])
@@ -113,17 +115,22 @@ def main() -> None:
             job_rate, plain_rate = _upload_throughput(server, bucket, checkpoint, arguments.uploads)
         finally:
             server.stop()
-    wall = {name: statistics.median(w for w, _, _ in samples) for name, samples in (("local", local), ("s3", remote))}
-    cpu = {name: statistics.median(c for _, c, _ in samples) for name, samples in (("local", local), ("s3", remote))}
-    print(f"machine: {machine()}")
+    print(f"machine: {describe(host)}")
     print(f"{arguments.runs} fine-tunes per kind (3 epochs, digits 5-9, 32x32, "
           f"45 MB checkpoint per epoch); {arguments.uploads} uploads of a {checkpoint_mb:.1f} MB checkpoint")
     print(_line("local output", local))
     print(_line("S3 output", remote))
-    print(f"ratio S3 / local, wall: {wall['s3'] / wall['local']:.3f}  (target <= 1.05)")
-    print(f"ratio S3 / local, the job's own CPU: {cpu['s3'] / cpu['local']:.3f}")
-    print(f"checkpoint upload: job {job_rate:.0f} MB/s, plain boto3 upload_file {plain_rate:.0f} MB/s, "
-          f"ratio {job_rate / plain_rate:.2f}  (target >= 1.0)")
+    series = {"S3 wall s": [w for w, _, _ in remote], "local wall s": [w for w, _, _ in local],
+              "S3 job CPU s": [c for _, c, _ in remote], "local job CPU s": [c for _, c, _ in local],
+              "job upload MB/s": [job_rate], "boto3 upload_file MB/s": [plain_rate]}
+    medians = {name: statistics.median(values) for name, values in series.items()}
+    ratios = [Ratio("S3 wall s", "local wall s", 1.05, at_most=True), Ratio("S3 job CPU s", "local job CPU s"),
+              Ratio("job upload MB/s", "boto3 upload_file MB/s", 1.0)]
+    print(f"checkpoint upload: job {job_rate:.0f} MB/s, plain boto3 upload_file {plain_rate:.0f} MB/s")
+    for ratio in ratios:
+        print(ratio.line(medians))
+    write_json(arguments.json, "storage", host, {"epochs": 3, "image_size": 32, "checkpoint_mb": checkpoint_mb},
+               "", series, ratios)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""What the fine-tuning benchmarks share: a small real data set, a local hub entry, the machine's description."""
+"""What the benchmarks share without importing MindSpore: a small real data set with a local hub entry, the
+machine's description, ratios against targets and the JSON results that bench/run_all.py collects."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 HUB_ID = "bench/1.0/googlenet"
@@ -24,11 +28,50 @@ def prepare_workload(work: Path, digits: list[int]) -> tuple[Path, Path, Path]:
     return train, evaluation, work / "hub"
 
 
-def machine() -> str:
-    """CPU model, core count, Python and MindSpore versions."""
+def machine() -> dict:
+    """CPU model, cores, load average at the start, Python and MindSpore versions."""
     from importlib.metadata import version
 
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor() or "unknown CPU")
-    return (f"{model}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-            f"MindSpore {version('mindspore')}")
+    return {"cpu": model, "cores": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()],
+            "python": platform.python_version(), "mindspore": version("mindspore")}
+
+
+def describe(host: dict) -> str:
+    return (f"{host['cpu']}, {host['cores']} cores, load average {host['load_average']} at start; "
+            f"Python {host['python']}, MindSpore {host['mindspore']}")
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """median(numerator) / median(denominator) against a target (a minimum, or a maximum with `at_most`)."""
+
+    numerator: str
+    denominator: str
+    target: float | None = None
+    at_most: bool = False
+
+    def result(self, medians: dict[str, float]) -> dict:
+        value = medians[self.numerator] / medians[self.denominator]
+        passed = None if self.target is None else (value <= self.target if self.at_most else value >= self.target)
+        return {"numerator": self.numerator, "denominator": self.denominator, "target": self.target,
+                "direction": "<=" if self.at_most else ">=", "value": round(value, 4), "passed": passed}
+
+    def line(self, medians: dict[str, float]) -> str:
+        outcome = self.result(medians)
+        target = "" if self.target is None else (f"  (target {outcome['direction']} {self.target:g}) "
+                                                 f"{'PASS' if outcome['passed'] else 'MISS'}")
+        return f"ratio {self.numerator} / {self.denominator}: {outcome['value']:.3f}{target}"
+
+
+def write_json(path: Path | None, name: str, host: dict, settings: dict, unit: str, series: dict[str, list[float]],
+               ratios: list[Ratio], extra: dict | None = None) -> None:
+    """The results of one benchmark, in the form bench/run_all.py collects."""
+    if path is None:
+        return
+    medians = {key: statistics.median(values) for key, values in series.items()}
+    outcomes = [ratio.result(medians) for ratio in ratios]
+    document = {"benchmark": name, "machine": host, "settings": settings, "unit": unit, "runs": series,
+                "medians": medians, "ratio": outcomes[0] if len(outcomes) == 1 else outcomes, **(extra or {})}
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

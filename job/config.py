@@ -77,8 +77,9 @@ class Settings(BaseSettings):
     data_cache: Path = Field(default_factory=lambda: default_cache_root() / "data",
                              description="Local copy of s3:// data sets (files already present and verified are "
                                          "not downloaded again).")
-    scratch_dir: Path | None = Field(None, description="Local directory for checkpoints waiting to be committed; "
-                                                       "unset means the system temporary directory.")
+    scratch_dir: Path | None = Field(None, description="Local directory for checkpoints waiting to be committed "
+                                                       "and cached backbone features; unset means the system "
+                                                       "temporary directory.")
     num_classes: int | None = Field(None, ge=2, description="Number of classes; unset means the number of class "
                                                             "folders in FT_TRAIN_DATA, set means it must match.")
     epochs: int = Field(60, ge=1, description="Training epochs.")

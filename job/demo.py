@@ -28,7 +28,7 @@ PRETRAIN = {**COMMON, "FT_EPOCHS": "6", "FT_LR_MAX": "0.05", "FT_EXPORT_MINDIR":
 DEMO_SPEC = Path(__file__).resolve().parents[1] / "examples" / "demo-local.yaml"  # the fine-tuning settings
 
 
-def _data(root: Path, digits: list[int]) -> tuple[Path, Path]:
+def digits_data(root: Path, digits: list[int]) -> tuple[Path, Path]:
     """The digits' train/eval folders, written once (a marker file says the set is complete)."""
     from job.digits import write_digits
 
@@ -39,7 +39,7 @@ def _data(root: Path, digits: list[int]) -> tuple[Path, Path]:
     return folder / "train", folder / "eval"
 
 
-def _publish_pretrained(root: Path, hub_root: Path) -> None:
+def publish_pretrained(root: Path, hub_root: Path) -> None:
     """Pretrain GoogleNet from scratch on digits 0-4 and publish it as HUB_ID, unless already published."""
     if (hub_root / "mshub_res" / "assets" / f"{HUB_ID}.md").exists():
         return
@@ -54,7 +54,7 @@ def _publish_pretrained(root: Path, hub_root: Path) -> None:
     from job.progress import Progress
     from job.runner import run
 
-    train, evaluation = _data(root, [0, 1, 2, 3, 4])
+    train, evaluation = digits_data(root, [0, 1, 2, 3, 4])
     output = root / "pretrain" / time.strftime("%Y%m%d-%H%M%S")
     settings = load_settings({"FT_MODEL": "googlenet (from scratch)", "FT_TRAIN_DATA": str(train),
                               "FT_EVAL_DATA": str(evaluation), "FT_OUTPUT": str(output), **PRETRAIN})
@@ -71,8 +71,8 @@ def _publish_pretrained(root: Path, hub_root: Path) -> None:
 def main() -> int:
     root = Path(os.environ.get("DEMO_DIR", ".demo")).resolve()
     hub_root = root / "hub"
-    _publish_pretrained(root, hub_root)
-    train, evaluation = _data(root, [5, 6, 7, 8, 9])
+    publish_pretrained(root, hub_root)
+    train, evaluation = digits_data(root, [5, 6, 7, 8, 9])
     overrides = {"model": HUB_ID, "train_data": train, "eval_data": evaluation, "settings.hub_mirror": hub_root,
                  "output": root / "runs" / time.strftime("%Y%m%d-%H%M%S")}
     command = [sys.executable, "-m", "launcher", "run", "--local", str(DEMO_SPEC), "--workdir", str(root / "launcher")]

@@ -147,8 +147,8 @@ class Run:
             cached = features.cache(network, in_order, eval_set, (folders[0].size, folders[1].size),
                                     self.scratch / "features", self.progress, stop)
             trainer.train_on_features()
-            evaluated, eval_set = network.head.classifier, cached.eval.dataset(training=False,
-                                                                               batch_size=settings.batch_size)
+            evaluated = network.head.classifier
+            eval_set = cached.eval.dataset(training=False, batch_size=settings.batch_size)
         else:
             evaluated = network
 

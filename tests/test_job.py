@@ -111,11 +111,14 @@ def test_a_finished_output_is_reported_not_redone(finished_run, digits_data):
 def test_frozen_backbone_keeps_hub_weights(tmp_path, hub_root, digits_data, zoo_checkpoint):
     import mindspore as ms
 
-    result = run_job(hub_root, *digits_data, tmp_path / "out", tmp_path / "cache", FT_EPOCHS="1",
-                     FT_FREEZE_BACKBONE="true", FT_EXPORT_MINDIR="false", FT_AUGMENT="false")
+    result = run_job(hub_root, *digits_data, tmp_path / "out", tmp_path / "cache", FT_EPOCHS="2",
+                     FT_FREEZE_BACKBONE="true", FT_AUGMENT="false")
     assert result.returncode == 0, result.stderr[-3000:]
+    events = [json.loads(line)["event"] for line in result.stdout.strip().splitlines()[:-1]]
+    assert events.count("features_cached") == 1  # without augmentation the head trains on cached features
     hub_weights = ms.load_checkpoint(str(zoo_checkpoint))
     artefacts = json.loads((tmp_path / "out" / "metrics.json").read_text())["artefacts"]
+    assert "mindir" in artefacts  # the whole network, as always
     tuned = ms.load_checkpoint(str(tmp_path / "out" / artefacts["best_checkpoint"]))
     backbone_names = [name for name in hub_weights if not name.startswith("classifier")]
     assert len(backbone_names) == 285

@@ -91,10 +91,11 @@ def test_training_goes_on_through_a_storage_outage_and_everything_is_committed(h
     context = f"outage from 0 to {back - down:.1f} s; events: " + str(
         [(round(found["time"] - down, 1), found["event"], found.get("epoch")) for found in job.events()])
     during = [found for found in job.events() if down < found["time"] < back]
-    training = [found["time"] for found in during if found["event"] in ("step", "epoch")]
-    assert len([found for found in during if found["event"] == "epoch"]) >= 2, context
-    assert max(b - a for a, b in zip([down, *training], [*training, back])) < OUTAGE_SECONDS / 2, context  # no stall
     assert [found for found in during if found["event"] == "storage_retry"], context
+    # Epochs went on past the one whose commit failed first, until the end of the outage and beyond it.
+    assert len([found for found in during if found["event"] == "epoch"]) >= 2, context
+    assert [found for found in during if found["event"] in ("step", "epoch")
+            and found["time"] > back - OUTAGE_SECONDS / 4], f"training stalled; {context}"
     assert [found for found in job.events("epoch") if found["time"] > back], f"training ended first; {context}"
     assert sorted(found["epoch"] for found in job.events("committed")) == list(range(1, epochs + 1)), context
     assert_committed(output, epochs, keep=2)

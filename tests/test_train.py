@@ -7,7 +7,7 @@ import numpy as np
 
 from job.config import load_settings
 from job.models.googlenet import googlenet
-from job.train import _train_step, build_optimizer, fine_tune_network
+from job.train import Trainer, _train_step, build_optimizer, fine_tune_network
 
 REQUIRED = {"FT_MODEL": "m", "FT_TRAIN_DATA": "t", "FT_EVAL_DATA": "e", "FT_OUTPUT": "o"}
 
@@ -34,7 +34,7 @@ def test_o2_step_with_dynamic_loss_scaling_updates_the_head():
     network = fine_tune_network(googlenet(include_top=False), 3, freeze_backbone=True)
     before = network.head.classifier.weight.asnumpy().copy()
     optimizer = build_optimizer(network, [0.1] * 4, momentum=0.9, weight_decay=0.0)
-    step = _train_step(network, optimizer, settings)
+    step = _train_step(network, optimizer, settings, 1)
     assert step.loss_scaler is not None
     images = ms.Tensor(np.random.rand(4, 3, 32, 32).astype(np.float32))
     labels = ms.Tensor(np.array([0, 1, 2, 0], dtype=np.int32))
@@ -44,3 +44,23 @@ def test_o2_step_with_dynamic_loss_scaling_updates_the_head():
     assert not np.array_equal(network.head.classifier.weight.asnumpy(), before)
     saved = {parameter.name for parameter in step.get_parameters()}
     assert {"scale_value", "counter"} <= saved  # the loss scale is part of the training state
+
+
+def test_a_step_on_features_trains_the_saved_head_and_keeps_the_schedule(tmp_path):
+    ms.set_context(mode=ms.GRAPH_MODE)
+    settings = load_settings({**REQUIRED, "FT_AMP_LEVEL": "O2", "FT_FREEZE_BACKBONE": "true", "FT_LR_INIT": "0.01"})
+    network = fine_tune_network(googlenet(include_top=False), 3, freeze_backbone=True)
+    trainer = Trainer(network, settings, steps_per_epoch=4)
+    saved = {parameter.name for parameter in trainer.step.get_parameters()}
+    before = {parameter.name: parameter.asnumpy().copy() for parameter in network.get_parameters()}
+    trainer.train_on_features()
+    features = ms.Tensor(np.random.rand(4, 1024).astype(np.float32))
+    loss, correct = trainer.active_step(features, ms.Tensor(np.array([0, 1, 2, 0], dtype=np.int32)))
+    assert np.isfinite(loss.asnumpy()) and 0 <= correct.asnumpy() <= 4
+    assert trainer.global_step == 1  # the optimizer's counter, hence the learning-rate position, moved
+    trainer.save(tmp_path / "state.ckpt")
+    state = ms.load_checkpoint(str(tmp_path / "state.ckpt"))
+    assert set(state) == saved  # the whole network's training state, as without features
+    assert int(state["global_step"].asnumpy()[0]) == 1 and state["moments.classifier.weight"].asnumpy().any()
+    for name, value in before.items():  # the head learned, the backbone stayed
+        assert np.array_equal(state[name].asnumpy(), value) == (not name.startswith("classifier")), name

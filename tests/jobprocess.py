@@ -68,18 +68,21 @@ class JobProcess:
             reader.join(timeout=10)
         return code
 
-    def events(self, name: str | None = None) -> list[dict]:
-        """The JSON events named `name` (every event if None), in the order they were printed."""
+    def json_lines(self) -> list[dict]:
+        """Every stdout line that is a JSON object (events and the final summary), in order."""
         found = []
         for line in self.lines:
             try:
-                event = json.loads(line)
+                value = json.loads(line)
             except ValueError:
                 continue
-            if "event" in event and name in (None, event["event"]):
-                found.append(event)
+            if isinstance(value, dict):
+                found.append(value)
         return found
 
+    def events(self, name: str | None = None) -> list[dict]:
+        """The JSON events named `name` (every event if None), in the order they were printed."""
+        return [line for line in self.json_lines() if "event" in line and name in (None, line["event"])]
 
 def event(name: str, **fields) -> Callable[[dict], bool]:
     return lambda found: found.get("event") == name and all(found.get(k) == v for k, v in fields.items())

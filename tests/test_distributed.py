@@ -134,18 +134,6 @@ def _worker(launcher_pid: int, rank: int) -> psutil.Process:
     raise AssertionError(f"no worker with rank {rank} under process {launcher_pid}")
 
 
-def _json_lines(job: JobProcess) -> list[dict]:
-    found = []
-    for line in job.lines:
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            found.append(value)
-    return found
-
-
 def test_a_killed_worker_fails_the_attempt(distributed_runs):
     killed = distributed_runs["killed"]
     assert distributed_runs["killed_code"] == EXIT_INTERNAL  # retryable: the Job starts the group again
@@ -165,7 +153,7 @@ def test_the_rerun_resumes_from_the_last_committed_epoch_and_completes(distribut
 
 
 def test_parameters_are_identical_on_every_rank_at_the_end(distributed_runs):
-    summaries = [line for line in _json_lines(distributed_runs["rerun"]) if "parameters_sha256" in line
+    summaries = [line for line in distributed_runs["rerun"].json_lines() if "parameters_sha256" in line
                  and "event" not in line]
     digests = {line.get("rank", 0): line["parameters_sha256"] for line in summaries}
     assert sorted(digests) == [0, 1]
@@ -184,6 +172,6 @@ def test_one_committed_checkpoint_per_epoch_and_metrics_written_once(distributed
     attempts = {start["attempt"] for job in ("killed", "rerun") for start in distributed_runs[job].events("start")
                 if start["rank"] == 0}
     assert {path.name for path in (output / "checkpoints" / "attempts").iterdir()} <= attempts
-    epochs = [line for line in _json_lines(distributed_runs["rerun"]) if line.get("event") == "epoch"]
+    epochs = [line for line in distributed_runs["rerun"].json_lines() if line.get("event") == "epoch"]
     assert all(line["rank"] == 0 for line in epochs)
     assert np.isfinite([line["loss"] for line in epochs]).all()

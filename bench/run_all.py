@@ -3,8 +3,9 @@
     .venv/bin/python bench/run_all.py [--runs 5] [--only overhead,scaling]
 
 Each benchmark prints its own report and writes a JSON object (`--json`); this script runs them one after
-the other on a machine that should otherwise be idle, then writes one table (median, baseline, ratio,
-target) with the machine described, followed by every benchmark's full printed report.
+the other on a machine that should otherwise be idle, keeps their results in bench/results.json (`--only`
+replaces just the named ones), then writes one table (median, baseline, ratio, target) with the machine
+described, notes, and every benchmark's full printed report.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "RESULTS.md"
+COLLECTED = BENCH / "results.json"  # every benchmark's latest results, rendered into RESULTS.md
 BENCHMARKS = {  # name -> (script, what the ratio compares)
     "overhead": ("overhead.py", "the job's training loop vs a bare Model.train with dataset sink mode"),
     "frozen": ("frozen.py", "frozen backbone with cached features vs full fine-tuning, per epoch"),
@@ -29,7 +31,8 @@ BENCHMARKS = {  # name -> (script, what the ratio compares)
 }
 
 
-def _run(name: str, runs: int, work: Path) -> tuple[dict, str]:
+def _run(name: str, runs: int, work: Path) -> dict:
+    """Run one benchmark; its JSON results with the date, duration and printed report added."""
     script, _ = BENCHMARKS[name]
     path = work / f"{name}.json"
     started = time.perf_counter()
@@ -37,8 +40,9 @@ def _run(name: str, runs: int, work: Path) -> tuple[dict, str]:
                               check=True, stdout=subprocess.PIPE, text=True)
     print(finished.stdout, flush=True)
     result = json.loads(path.read_text())
-    result["wall_seconds"] = round(time.perf_counter() - started)
-    return result, finished.stdout
+    result.update(wall_seconds=round(time.perf_counter() - started), date=time.strftime("%Y-%m-%d"), runs_each=runs,
+                  printed=finished.stdout.rstrip())
+    return result
 
 
 def _row(name: str, result: dict) -> str:
@@ -53,28 +57,39 @@ def _row(name: str, result: dict) -> str:
     return f"| {name} | {BENCHMARKS[name][1]} | {medians} {result.get('unit', '')} | {'<br>'.join(cells)} |"
 
 
+def _render(outcomes: dict[str, dict]) -> str:
+    host = next(iter(outcomes.values()))["machine"]
+    lines = ["# Benchmark results", "",
+             "Produced by `.venv/bin/python bench/run_all.py` (collected in `bench/results.json`); each benchmark "
+             "measures its baseline in the same invocation and reports medians.", "",
+             f"Machine: {host['cpu']}, {host['cores']} cores; Python {host['python']}, MindSpore {host['mindspore']}.",
+             "", "| benchmark | comparison | medians | ratio |", "|---|---|---|---|"]
+    lines += [_row(name, result) for name, result in outcomes.items()]
+    notes = [f"- {name}: {result['note']}" for name, result in outcomes.items() if result.get("note")]
+    lines += ["", "Notes:", "", *notes] if notes else []
+    for name, result in outcomes.items():
+        lines += ["", f"## {name} ({result['date']}, {result['runs_each']} runs, {result['wall_seconds']} s)", "",
+                  "```", result["printed"], "```"]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs per benchmark (medians are reported)")
-    parser.add_argument("--only", help="comma-separated subset of: " + ", ".join(BENCHMARKS))
+    parser.add_argument("--only", help="comma-separated subset of: " + ", ".join(BENCHMARKS) +
+                        "; the others keep their collected results")
     arguments = parser.parse_args()
     names = arguments.only.split(",") if arguments.only else list(BENCHMARKS)
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]}; choose from {', '.join(BENCHMARKS)}")
+    collected = json.loads(COLLECTED.read_text()) if arguments.only and COLLECTED.exists() else {}
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        outcomes = {name: _run(name, arguments.runs, Path(scratch)) for name in names}
-    host = next(iter(outcomes.values()))[0]["machine"]
-    lines = ["# Benchmark results", "",
-             f"Produced by `.venv/bin/python bench/run_all.py --runs {arguments.runs}` on "
-             f"{time.strftime('%Y-%m-%d')}; each benchmark measures its baseline in the same invocation and "
-             f"reports medians.", "",
-             f"Machine: {host['cpu']}, {host['cores']} cores; Python {host['python']}, MindSpore {host['mindspore']}.",
-             "", "| benchmark | comparison | medians | ratio |", "|---|---|---|---|"]
-    lines += [_row(name, result) for name, (result, _) in outcomes.items()]
-    for name, (result, printed) in outcomes.items():
-        lines += ["", f"## {name} ({result['wall_seconds']} s)", "", "```", printed.rstrip(), "```"]
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for name in names:
+            collected[name] = _run(name, arguments.runs, Path(scratch))
+            COLLECTED.write_text(json.dumps(collected, indent=2) + "\n", encoding="utf-8")  # kept if a later one fails
+    ordered = {name: collected[name] for name in BENCHMARKS if name in collected}
+    RESULTS.write_text(_render(ordered), encoding="utf-8")
     print(f"wrote {RESULTS}")
 
 

@@ -59,6 +59,16 @@ def _line(label: str, samples: list[tuple[float, float, float]]) -> str:
             f"{statistics.median(s for _, _, s in samples):5.2f} s  (walls: {walls})")
 
 
+def _shared_cores_note(local: list[tuple[float, float, float]], remote: list[tuple[float, float, float]],
+                       cores: int) -> str:
+    """How much of the wall-time difference the co-located S3 server's extra CPU time can explain."""
+    wall_difference = statistics.median(w for w, _, _ in remote) - statistics.median(w for w, _, _ in local)
+    server_extra = statistics.median(s for _, _, s in remote) - statistics.median(s for _, _, s in local)
+    return (f"S3 wall - local wall: {wall_difference:.2f} s; the S3 server used {server_extra:.2f} CPU s more "
+            f"during S3 runs, {server_extra / cores:.2f} s of the {cores} cores training shares with it "
+            f"(a remote store would not take them)")
+
+
 def _upload_throughput(server: SeaweedServer, bucket: str, path: Path, uploads: int) -> tuple[float, float]:
     from job.storage import S3Store
 
@@ -129,8 +139,10 @@ def main() -> None:
     print(f"checkpoint upload: job {job_rate:.0f} MB/s, plain boto3 upload_file {plain_rate:.0f} MB/s")
     for ratio in ratios:
         print(ratio.line(medians))
+    note = _shared_cores_note(local, remote, host["cores"])
+    print(note)
     write_json(arguments.json, "storage", host, {"epochs": 3, "image_size": 32, "checkpoint_mb": checkpoint_mb},
-               "", series, ratios)
+               "", series, ratios, {"note": note})
 
 
 if __name__ == "__main__":

@@ -12,19 +12,16 @@ of the same frozen run on images every epoch (the job with caching turned off), 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from workload import Ratio, describe, machine, write_json  # noqa: E402
+from workload import Ratio, describe, machine, run_job, write_json  # noqa: E402
 
 from job.config import DeviceTarget  # noqa: E402
 from job.demo import COMMON, HUB_ID, digits_data, publish_pretrained  # noqa: E402
@@ -49,18 +46,14 @@ def _job_without_feature_cache() -> int:
 
 def _job(environment: dict[str, str], kind: str) -> dict:
     """One run: per-epoch seconds, final top-1, feature-caching seconds (if any) and wall seconds."""
-    command = [sys.executable, __file__, UNCACHED_FLAG] if kind == "images" else [sys.executable, "-m", "job"]
-    started = time.perf_counter()
-    finished = subprocess.run(command, env={**environment, **KINDS[kind]}, check=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
-    wall = time.perf_counter() - started
-    events = [json.loads(line) for line in finished.stdout.splitlines() if line.startswith("{")]
-    epochs = [event["seconds"] for event in events if event.get("event") == "epoch" and event["epoch"] > 1]
-    cached = [event["seconds"] for event in events if event.get("event") == "features_cached"]
+    command = [sys.executable, __file__, UNCACHED_FLAG] if kind == "images" else None
+    run = run_job({**environment, **KINDS[kind]}, command)
+    epochs = [event["seconds"] for event in run.epoch_events()]
+    cached = [event["seconds"] for event in run.events if event.get("event") == "features_cached"]
     if (kind == "cached") != bool(cached):
         raise RuntimeError(f"{kind} run: features_cached events {cached}; the benchmark measures the wrong path")
-    return {"epoch_seconds": statistics.median(epochs), "top1": events[-1]["top1"],
-            "features_cached_seconds": cached[0] if cached else None, "wall_seconds": round(wall, 1)}
+    return {"epoch_seconds": statistics.median(epochs), "top1": run.summary["top1"],
+            "features_cached_seconds": cached[0] if cached else None, "wall_seconds": round(run.wall_seconds, 1)}
 
 
 def main() -> None:
@@ -113,6 +106,7 @@ def main() -> None:
                          "passed": difference <= TOP1_TOLERANCE},
                 "features_cached_seconds": [sample["features_cached_seconds"] for sample in samples["cached"]],
                 "samples": samples})
+
 
 if __name__ == "__main__":
     if sys.argv[1:] == [UNCACHED_FLAG]:

@@ -11,18 +11,16 @@ the same N cores, so the ratio shows the cost of the data-parallel machinery mor
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import HUB_ID, Ratio, describe, machine, prepare_workload, write_json  # noqa: E402
+from workload import HUB_ID, Ratio, describe, machine, prepare_workload, run_job, write_json  # noqa: E402
 
 from job.config import DeviceTarget  # noqa: E402
 from job.device import prepare_process  # noqa: E402
@@ -38,17 +36,8 @@ def _free_port() -> int:
 
 def _throughput(environment: dict[str, str]) -> float:
     """Median images/s (global) of the epochs after the first, from rank 0's progress lines."""
-    finished = subprocess.run([sys.executable, "-m", "job"], env={**environment, "FT_MASTER_PORT": str(_free_port())},
-                              check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    rates = []
-    for line in finished.stdout.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and event.get("event") == "epoch" and event["epoch"] > 1:
-            rates.append(event["images_per_second"])
-    return statistics.median(rates)
+    run = run_job({**environment, "FT_MASTER_PORT": str(_free_port())})
+    return statistics.median(event["images_per_second"] for event in run.epoch_events())
 
 
 def main() -> None:
@@ -83,6 +72,7 @@ def main() -> None:
     print(ratio.line(medians))
     write_json(arguments.json, "scaling", host, {"global_batch": GLOBAL_BATCH, "epochs": arguments.epochs,
                                                  "image_size": 32}, "images/s", series, [ratio])
+
 
 if __name__ == "__main__":
     main()

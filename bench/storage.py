@@ -7,16 +7,16 @@ Prints medians and ratios: wall time S3 / local (target <= 1.05), the job's own 
 and upload throughput job / plain boto3 (target >= 1.0).
 
 The S3 server shares this machine's cores with the training it serves, which a remote store would not; the
-CPU seconds the server spends during each run are printed too.
+CPU seconds the server spends during each run are printed too, and each run's wall time is split where the
+job's progress events fall: before training (settings, storage checks, claim), training (first to last
+epoch) and after training (final commits, results, metrics.json).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,23 +27,22 @@ sys.path.insert(0, str(ROOT / "tests"))  # the SeaweedFS harness the tests use
 
 from s3server import SeaweedServer  # noqa: E402
 
-from workload import HUB_ID, Ratio, describe, machine, prepare_workload, write_json  # noqa: E402
+from workload import HUB_ID, JobRun, Ratio, describe, machine, prepare_workload, run_job, write_json  # noqa: E402
 
 from job.device import prepare_process  # noqa: E402
 from job.config import DeviceTarget  # noqa: E402
 
+PHASES = ("before training", "training", "after training")
 FINE_TUNE = {"FT_MODEL": HUB_ID, "FT_EPOCHS": "3", "FT_IMAGE_SIZE": "32", "FT_BATCH_SIZE": "32",
              "FT_HFLIP": "false", "FT_CROP_MIN_SCALE": "0.6", "FT_WARMUP_EPOCHS": "1", "FT_LOG_EVERY": "1000"}
 
 
-def _fine_tune(environment: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the job process) of one run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "job"], env=environment, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+def _phases(run: JobRun) -> dict[str, float]:
+    """A run's wall seconds before its `start` event, from there to its last `epoch` event, and after that."""
+    start = next(event["time"] for event in run.events if event["event"] == "start")
+    last_epoch = [event["time"] for event in run.events if event["event"] == "epoch"][-1]
+    return dict(zip(PHASES, (start - run.launched_at, last_epoch - start,
+                             run.launched_at + run.wall_seconds - last_epoch)))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -111,15 +110,17 @@ def main() -> None:
                     **FINE_TUNE, "FT_HUB_MIRROR": str(hub_root), "FT_HUB_CACHE": str(work / "hub-cache"),
                     "FT_TRAIN_DATA": str(train), "FT_EVAL_DATA": str(evaluation)}
             local, remote = [], []
+            phases: dict[str, list[dict[str, float]]] = {"local": [], "S3": []}
 
-            def measured(output: str) -> tuple[float, float, float]:
+            def measured(output: str, kind: str) -> tuple[float, float, float]:
                 server_before = _cpu_seconds(server.process.pid)
-                wall, job_cpu = _fine_tune({**base, "FT_OUTPUT": output})
-                return wall, job_cpu, _cpu_seconds(server.process.pid) - server_before
+                run = run_job({**base, "FT_OUTPUT": output})
+                phases[kind].append(_phases(run))
+                return run.wall_seconds, run.cpu_seconds, _cpu_seconds(server.process.pid) - server_before
 
             for run in range(arguments.runs):  # interleaved, so drift hits both alike
-                local.append(measured(str(work / f"local-{run}")))
-                remote.append(measured(f"s3://{bucket}/run-{run}"))
+                local.append(measured(str(work / f"local-{run}"), "local"))
+                remote.append(measured(f"s3://{bucket}/run-{run}", "S3"))
             checkpoint = next((work / "local-0" / "checkpoints" / "attempts").rglob("train_state.ckpt"))
             checkpoint_mb = checkpoint.stat().st_size / 1e6
             job_rate, plain_rate = _upload_throughput(server, bucket, checkpoint, arguments.uploads)
@@ -130,6 +131,11 @@ def main() -> None:
           f"45 MB checkpoint per epoch); {arguments.uploads} uploads of a {checkpoint_mb:.1f} MB checkpoint")
     print(_line("local output", local))
     print(_line("S3 output", remote))
+    phase_medians = {kind: {phase: round(statistics.median(run[phase] for run in runs), 2) for phase in PHASES}
+                     for kind, runs in phases.items()}
+    print("wall medians by phase: " + "; ".join(
+        f"{phase} local {phase_medians['local'][phase]:.2f} s, S3 {phase_medians['S3'][phase]:.2f} s"
+        for phase in PHASES))
     series = {"S3 wall s": [w for w, _, _ in remote], "local wall s": [w for w, _, _ in local],
               "S3 job CPU s": [c for _, c, _ in remote], "local job CPU s": [c for _, c, _ in local],
               "job upload MB/s": [job_rate], "boto3 upload_file MB/s": [plain_rate]}
@@ -142,7 +148,7 @@ def main() -> None:
     note = _shared_cores_note(local, remote, host["cores"])
     print(note)
     write_json(arguments.json, "storage", host, {"epochs": 3, "image_size": 32, "checkpoint_mb": checkpoint_mb},
-               "", series, ratios, {"note": note})
+               "", series, ratios, {"note": note, "phases": phase_medians})
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +30,44 @@ def prepare_workload(work: Path, digits: list[int]) -> tuple[Path, Path, Path]:
     ms.save_checkpoint(googlenet(num_classes=10), str(checkpoint))
     publish(work / "hub", HUB_ID, "googlenet", checkpoint)
     return train, evaluation, work / "hub"
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One finished run of the job: when it was launched (epoch seconds, the clock of the events' `time`), wall
+    seconds, the CPU seconds of its processes, its progress events and the summary it prints last."""
+
+    launched_at: float
+    wall_seconds: float
+    cpu_seconds: float
+    events: list[dict]
+    summary: dict
+
+    def epoch_events(self) -> list[dict]:
+        """The `epoch` events after the first epoch (which includes graph compilation)."""
+        return [event for event in self.events if event.get("event") == "epoch" and event["epoch"] > 1]
+
+
+def run_job(environment: dict[str, str], command: list[str] | None = None) -> JobRun:
+    """Run the real job (`python -m job` unless `command` is given) to success with this environment only."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    launched_at, started = time.time(), time.perf_counter()
+    finished = subprocess.run(command or [sys.executable, "-m", "job"], env=environment, check=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    printed = [found for found in map(_json_object, finished.stdout.splitlines()) if found is not None]
+    return JobRun(launched_at, wall, cpu, [found for found in printed if "event" in found], printed[-1])
+
+
+def _json_object(line: str) -> dict | None:
+    """The JSON object on one line of the job's output; None for anything else (e.g. msrun's own lines)."""
+    try:
+        found = json.loads(line)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def machine() -> dict:

@@ -124,8 +124,8 @@ class Settings(BaseSettings):
     export_mindir: bool = Field(True, description="Export the fine-tuned network with softmax as MINDIR.")
     keep_checkpoints: int = Field(3, ge=0, description="Committed epochs to keep (the newest N, plus the best); 0 "
                                                        "keeps all.")
-    gc_min_age_seconds: float = Field(900, ge=0, description="Uncommitted checkpoint uploads older than this are "
-                                                             "garbage (a live writer's are younger).")
+    gc_min_age_seconds: float = Field(900, ge=0, description="Uncommitted checkpoint and result uploads older "
+                                                             "than this are garbage (a live writer's are younger).")
     term_grace_seconds: float = Field(25, ge=0, description="On SIGTERM, how long to let the in-flight commit "
                                                             "finish before abandoning it.")
     flush_timeout_seconds: float = Field(900, gt=0, description="At the end, how long to wait for pending "

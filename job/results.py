@@ -21,9 +21,22 @@ from job.run_record import METRICS_KEY
 from job.storage import Store
 
 RESULTS = "results/"
-
-
 UPLOAD_THREADS = 4
+
+
+def collect_abandoned(store: Store, min_age_seconds: float) -> int:
+    """Delete result files (and stale multipart uploads) of attempts that died before metrics.json committed
+    them, when older than `min_age_seconds` (a live writer's are younger); returns the count. Nothing is
+    deleted once metrics.json exists, since it may name any of them."""
+    try:
+        store.get_bytes(METRICS_KEY)
+        return 0
+    except FileNotFoundError:
+        pass
+    limit = time.time() - min_age_seconds
+    abandoned = [info.key for info in store.list(RESULTS) if info.modified <= limit]
+    store.delete(abandoned)
+    return len(abandoned) + store.abort_stale_uploads(RESULTS, min_age_seconds)
 
 
 class ResultWriter:

@@ -29,7 +29,7 @@ from job.evaluate import classification_metrics, predict
 from job.export import export_mindir
 from job.progress import Progress
 from job.report import plot_confusion_matrix, plot_training_curves
-from job.results import ResultWriter
+from job.results import ResultWriter, collect_abandoned
 from job.storage import Store, open_store
 from job.train import Trainer, fine_tune_network
 
@@ -107,7 +107,8 @@ class Run:
         return history or [{"epoch": epoch} for epoch in range(1, completed + 1)]
 
     def _restore(self, trainer: Trainer) -> list[dict]:
-        removed = self.log.collect_garbage(self.settings.gc_min_age_seconds)
+        removed = (self.log.collect_garbage(self.settings.gc_min_age_seconds)
+                   + collect_abandoned(self.store, self.settings.gc_min_age_seconds))
         if removed:
             self.progress.emit("garbage_collected", objects=removed)
         restored = self.log.latest_verified(self.scratch, lambda epoch, problem: self.progress.emit(

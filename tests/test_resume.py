@@ -17,15 +17,18 @@ OUTAGE_SECONDS = 20
 
 def _stage_interrupted_upload(store) -> None:
     """What a kill in the middle of an upload leaves: part of a file under a dead attempt (and, on S3, an
-    unfinished multipart upload)."""
+    unfinished multipart upload), and a result file of an attempt killed before it committed its results."""
     dead = "checkpoints/attempts/20000101T000000Z-deadbeef/epoch-000009/train_state.ckpt"
+    dead_result = "results/20000101T000000Z-deadbeef/plots/training_curves.png"
     if isinstance(store, S3Store):
         store.client.put_object(Bucket=store.bucket, Key=store._key(dead), Body=b"partial")
         store.client.create_multipart_upload(Bucket=store.bucket, Key=store._key(dead + ".mp"))
+        store.client.put_object(Bucket=store.bucket, Key=store._key(dead_result), Body=b"png")
     else:
-        path = store.root / dead
-        path.parent.mkdir(parents=True)
-        path.write_bytes(b"partial")
+        for key, data in ((dead, b"partial"), (dead_result, b"png")):
+            path = store.root / key
+            path.parent.mkdir(parents=True)
+            path.write_bytes(data)
 
 
 def test_killed_run_resumes_with_the_same_schedule(hub_and_data, uninterrupted, output_location, request):
@@ -50,6 +53,7 @@ def test_killed_run_resumes_with_the_same_schedule(hub_and_data, uninterrupted, 
     assert len(resumed) == 1 and resumed[0]["epoch"] in (1, 2)
     assert second.events("garbage_collected")
     assert not [info.key for info in store.list("checkpoints/attempts/20000101T000000Z-deadbeef/")]
+    assert not [info.key for info in store.list("results/20000101T000000Z-deadbeef/")]
     assert not unfinished_uploads(store)
 
     history = assert_committed(output_location, epochs=3, keep=0)["history"]

@@ -21,7 +21,7 @@ from typing import Callable
 
 from job.errors import Conflict
 from job.storage.digest import sha256_of
-from job.storage import Store
+from job.storage import Store, delete_stale
 
 MANIFESTS = "checkpoints/manifests/"
 ATTEMPTS = "checkpoints/attempts/"
@@ -169,8 +169,5 @@ class CheckpointLog:
         when older than `min_age_seconds`; this attempt's own files are never touched. Returns the count."""
         referenced = {entry["key"] for manifest in self.manifests() for entry in manifest.files}
         own = f"{ATTEMPTS}{self.attempt}/"
-        limit = time.time() - min_age_seconds
-        orphans = [info.key for info in self.store.list(ATTEMPTS)
-                   if info.key not in referenced and not info.key.startswith(own) and info.modified <= limit]
-        self.store.delete(orphans)
-        return len(orphans) + self.store.abort_stale_uploads(ATTEMPTS, min_age_seconds)
+        return delete_stale(self.store, ATTEMPTS, min_age_seconds,
+                            keep=lambda key: key in referenced or key.startswith(own))

@@ -18,7 +18,7 @@ from pathlib import Path
 from job.committer import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS
 from job.errors import Conflict, Unavailable
 from job.run_record import METRICS_KEY
-from job.storage import Store
+from job.storage import Store, delete_stale
 
 RESULTS = "results/"
 UPLOAD_THREADS = 4
@@ -30,13 +30,9 @@ def collect_abandoned(store: Store, min_age_seconds: float) -> int:
     deleted once metrics.json exists, since it may name any of them."""
     try:
         store.get_bytes(METRICS_KEY)
-        return 0
     except FileNotFoundError:
-        pass
-    limit = time.time() - min_age_seconds
-    abandoned = [info.key for info in store.list(RESULTS) if info.modified <= limit]
-    store.delete(abandoned)
-    return len(abandoned) + store.abort_stale_uploads(RESULTS, min_age_seconds)
+        return delete_stale(store, RESULTS, min_age_seconds, keep=lambda key: False)
+    return 0
 
 
 class ResultWriter:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 
 @dataclass(frozen=True)
@@ -45,3 +46,12 @@ class Store(Protocol):
 
     def abort_stale_uploads(self, prefix: str, older_than_seconds: float) -> int:
         """Discard unfinished uploads under `prefix` older than the limit; returns how many."""
+
+
+def delete_stale(store: Store, prefix: str, older_than_seconds: float, keep: Callable[[str], bool]) -> int:
+    """Delete the objects under `prefix` older than the limit whose key `keep` does not claim, and unfinished
+    uploads under `prefix` older than the limit (a live writer's are younger); returns how many."""
+    limit = time.time() - older_than_seconds
+    stale = [info.key for info in store.list(prefix) if info.modified <= limit and not keep(info.key)]
+    store.delete(stale)
+    return len(stale) + store.abort_stale_uploads(prefix, older_than_seconds)

@@ -1,38 +1,109 @@
 # The fine-tuning job's image: `python -m job`, configured by FT_* variables (python -m job --help).
-# Build for another device with the MindSpore build for it, e.g.
-#   docker build --build-arg MINDSPORE_PACKAGE=mindspore --build-arg MINDSPORE_VERSION=2.10.0 .
-FROM python:3.11.7-slim-bookworm
+#
+# Targets, one per device (`make image` builds cpu; `python3 -m image.build --device gpu` the others):
+#   cpu     the default (last stage): MindSpore with its CPU plugin only
+#   gpu     MindSpore's CUDA 11.6 plugin with CUDA 11 / cuDNN 8 runtime libraries from NVIDIA's wheels; the
+#           driver (libcuda.so.1) comes from the node, through the NVIDIA container runtime
+#   ascend  MindSpore's Ascend plugin on BASE_IMAGE=<a CANN image with python3.11 as `python` on PATH>
+# Build arguments: BASE_IMAGE, MINDSPORE_PACKAGE and MINDSPORE_VERSION (honoured: nothing else pins MindSpore),
+# VERSION and REVISION (OCI labels). An extra CA bundle for pip (a TLS-intercepting proxy) is taken from the
+# build secret `pip-ca` when given: --secret id=pip-ca,src=/path/to/ca.crt.
+ARG BASE_IMAGE=python:3.11.7-slim-bookworm
 
+# ---- Python packages: one virtual environment, then one copy of it per device -----------------------------
+FROM ${BASE_IMAGE} AS packages
 ARG MINDSPORE_PACKAGE=mindspore
 ARG MINDSPORE_VERSION=2.10.0
-ARG VERSION=0.1.0
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+# Only pyproject.toml and the scripts reading it: a code change does not rebuild these layers.
+COPY pyproject.toml image/requirements.py image/prune-plugins.sh /tmp/build/
+RUN --mount=type=secret,id=pip-ca,required=false \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && python /tmp/build/requirements.py /tmp/build/pyproject.toml "${MINDSPORE_PACKAGE}==${MINDSPORE_VERSION}" \
+        > /tmp/build/requirements.txt \
+    && python -m venv --system-site-packages /opt/venv \
+    && /opt/venv/bin/pip install --quiet --requirement /tmp/build/requirements.txt
 
+FROM packages AS packages-cpu
+RUN /tmp/build/prune-plugins.sh cpu
+
+FROM packages AS packages-ascend
+RUN /tmp/build/prune-plugins.sh ascend
+
+# The GPU plugin's `ldd` lists the CUDA 11 runtime, cuBLAS, cuFFT, cuRAND, cuSOLVER, cuSPARSE, NVRTC and
+# cuDNN 8: NVIDIA's CUDA 11.7 wheels of each, with cuDNN 8.5 (MindSpore's recommended pairing is CUDA 11.6
+# with cuDNN 8.5; CUDA 11 minor versions are compatible). libcuda.so.1 is the node's driver.
+FROM packages AS packages-gpu
+RUN --mount=type=secret,id=pip-ca,required=false \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && /opt/venv/bin/pip install --quiet --no-deps \
+        nvidia-cuda-runtime-cu11==11.7.99 nvidia-cublas-cu11==11.10.3.66 nvidia-cufft-cu11==10.7.2.91 \
+        nvidia-curand-cu11==10.2.10.91 nvidia-cusolver-cu11==11.4.0.1 nvidia-cusparse-cu11==11.7.4.91 \
+        nvidia-cuda-nvrtc-cu11==11.7.99 nvidia-cudnn-cu11==8.5.0.96 \
+    && /tmp/build/prune-plugins.sh gpu
+
+# ---- The job's code, compiled once (the root filesystem is read-only: no bytecode is written later) ------
+FROM ${BASE_IMAGE} AS code
+COPY job /opt/finetune/job
+RUN python -m compileall -q /opt/finetune/job
+
+# ---- The runtime: the base, the one system library MindSpore needs, the non-root user ---------------------
+FROM ${BASE_IMAGE} AS runtime
+ARG VERSION=0.1.0
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="mindspore-finetune" \
       org.opencontainers.image.description="Fine-tunes MindSpore Hub models; configured by FT_* variables" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0"
-
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# `ldd` over every shared object of the MindSpore wheel on this base finds one missing system library,
+# libgomp.so.1 (GCC's OpenMP runtime), installed unless the base has it (CANN images do). Debian stable's point
+# releases update it, so it is not pinned.
+# hadolint ignore=DL3008
+RUN if ! python -c 'import ctypes.util, sys; sys.exit(not ctypes.util.find_library("gomp"))'; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends libgomp1 \
+        && apt-get clean \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi \
+    && useradd --uid 10001 --user-group --no-create-home --home-dir /scratch/home --shell /usr/sbin/nologin \
+        finetune \
+    && mkdir -p /scratch /cache \
+    && chown 10001:10001 /scratch /cache
+# The root filesystem is read-only in the pod: everything written goes to /scratch (also the working
+# directory, for MindSpore's files relative to it: rank_*/, kernel_meta/, rewritten_network/), /cache or
+# /dev/shm, which are volumes.
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONPATH=/opt/finetune${PYTHONPATH:+:${PYTHONPATH}} \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
-
-WORKDIR /opt/finetune
-# The same install the tests use: the project from pyproject.toml with its `job` extra; the MindSpore
-# package is chosen by build argument (CPU, GPU or Ascend builds).
-COPY pyproject.toml README.md ./
-COPY job ./job
-COPY launcher ./launcher
-COPY k8s ./k8s
-RUN pip install "${MINDSPORE_PACKAGE}==${MINDSPORE_VERSION}" \
-    && pip install "./[job]" \
-    && useradd --uid 10001 --user-group --no-create-home --home-dir /scratch/home finetune
-
-# The root filesystem is mounted read-only; /scratch, /cache and /dev/shm are volumes.
-USER 10001:10001
-ENV HOME=/scratch/home \
+    HOME=/scratch/home \
+    TMPDIR=/scratch \
     MPLCONFIGDIR=/scratch/matplotlib \
     FT_HUB_CACHE=/cache/hub \
     FT_DATA_CACHE=/cache/data \
     FT_SCRATCH_DIR=/scratch
+WORKDIR /scratch
+USER 10001:10001
 ENTRYPOINT ["python", "-m", "job"]
+
+# ---- Device targets: the runtime, the device's packages, then the code (the only layer a code change
+# rebuilds). The last one, cpu, is the default. ----------------------------------------------------------
+FROM runtime AS ascend
+COPY --from=packages-ascend /opt/venv /opt/venv
+COPY --from=code /opt/finetune /opt/finetune
+
+FROM runtime AS gpu
+COPY --from=packages-gpu /opt/venv /opt/venv
+USER 0:0
+RUN find /opt/venv/lib/python3*/site-packages/nvidia -maxdepth 2 -name lib -type d \
+        > /etc/ld.so.conf.d/nvidia-cu11.conf \
+    && ldconfig
+USER 10001:10001
+COPY --from=code /opt/finetune /opt/finetune
+
+FROM runtime AS cpu
+COPY --from=packages-cpu /opt/venv /opt/venv
+COPY --from=code /opt/finetune /opt/finetune

@@ -51,7 +51,17 @@ def _command_run(arguments: argparse.Namespace) -> int:
 
     if not arguments.local:
         raise SpecError("run needs --local (this command runs the job on this machine); use submit for a cluster")
-    return run_local(load_spec(arguments.spec, arguments.overrides), arguments.workdir)
+    spec = load_spec(arguments.spec, arguments.overrides)
+    if arguments.container:
+        from launcher.container import run_container
+        from launcher.engine import find_engine
+
+        if arguments.workdir is not None:
+            raise SpecError("--workdir is for the host run; with --container the volumes are fresh, as in a pod")
+        return run_container(spec, find_engine(), arguments.network)
+    if arguments.network is not None:
+        raise SpecError("--network needs --container")
+    return run_local(spec, arguments.workdir)
 
 
 def _connection(arguments: argparse.Namespace):
@@ -185,6 +195,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", type=Path, default=None,
                      help="local stand-in for the container's /scratch and /cache volumes "
                           "(default .launcher/<name>)")
+    run.add_argument("--container", action="store_true",
+                     help="run the spec's image with the pod's environment, user, read-only root and volumes "
+                          "(podman or docker; CONTAINER_ENGINE chooses)")
+    run.add_argument("--network", default=None, metavar="MODE",
+                     help="with --container: the engine's network (none, host, ...; default: the engine's own)")
     run.set_defaults(handler=_command_run)
 
     submit = commands.add_parser("submit", help="create the Job in the cluster")

@@ -1,0 +1,230 @@
+"""`launcher run --local --container`: the job in its image on this machine, run as the rendered pod would run it.
+
+The engine command is derived from the rendered Job manifest itself, not from the spec, so what runs here is
+what the cluster would run: the container's command, environment (Secret-backed variables taken from this
+machine's variables of the same name), user, read-only root filesystem, dropped capabilities, no privilege
+escalation, memory limit, emptyDir volumes (fresh anonymous volumes; the memory-backed /dev/shm as the shm
+size). Locations in the environment that are paths on this machine (hub descriptor or mirror, data sets,
+output) are bind-mounted at the same absolute paths: inputs read-only, the output writable.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from launcher.engine import Engine, EngineFailed
+from launcher.errors import EXIT_JOB_FAILED, EXIT_SUCCEEDED, SpecError
+from launcher.spec import JobSpec
+
+# Variables naming locations the job reads (mounted read-only) or writes (the output) when they are local paths.
+READ_LOCATIONS = ("FT_TRAIN_DATA", "FT_EVAL_DATA", "FT_HUB_MIRROR", "FT_HUB_NETWORK_DIR")
+OUTPUT_LOCATION = "FT_OUTPUT"
+ENGINE_START_FAILURE = 125  # podman and docker: the container could not be created or started
+HANDLED_SECURITY = {"allowPrivilegeEscalation", "readOnlyRootFilesystem", "runAsNonRoot", "capabilities", "runAsUser",
+                    "runAsGroup", "fsGroup", "seccompProfile"}
+
+
+def unescape_expansion(value: str) -> str:
+    """The literal value of a manifest env value whose `$` were doubled against Kubernetes' $(VAR) expansion."""
+    return value.replace("$$", "$")
+
+
+def local_location(value: str) -> Path | None:
+    """The absolute local path a location names, or None for s3://, http(s):// and hub ids."""
+    parsed = urlparse(value)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path)).resolve()
+    if parsed.scheme and value[len(parsed.scheme):].startswith("://"):
+        return None
+    return Path(value).expanduser().resolve()
+
+
+def model_location(value: str) -> Path | None:
+    """A local hub descriptor (`.md` path) names a file whose folder holds its relative asset links."""
+    if not value.endswith(".md"):
+        return None  # a hub id, resolved against FT_HUB_MIRROR
+    path = local_location(value)
+    return path.parent if path else None
+
+
+def _writable_by(path: Path, uid: int, gid: int) -> bool:
+    status = path.stat()
+    if status.st_uid == uid:
+        return bool(status.st_mode & stat.S_IWUSR)
+    if status.st_gid == gid:
+        return bool(status.st_mode & stat.S_IWGRP)
+    return bool(status.st_mode & stat.S_IWOTH)
+
+
+def prepare_output(path: Path, uid: int, gid: int, maps_own_user: bool) -> None:
+    """Create the output folder for the container's user, or say how to make an existing one writable."""
+    if not path.exists():
+        path.mkdir(parents=True)
+        if not maps_own_user and os.geteuid() == 0:
+            os.chown(path, uid, gid)
+    if not path.is_dir():
+        raise SpecError(f"output {path} is not a directory; name a directory or an s3:// prefix")
+    if not maps_own_user and not _writable_by(path, uid, gid):
+        raise SpecError(f"output {path} is not writable by the image's user {uid}: chown {uid}:{gid} {path} (or "
+                        f"use a new output path, which the launcher creates for that user)")
+
+
+def _job_container(documents: list[dict]) -> tuple[dict, dict]:
+    """(pod spec, its one container) of the rendered Job."""
+    jobs = [document for document in documents if document.get("kind") == "Job"]
+    if len(jobs) != 1:
+        raise SpecError(f"run --local --container needs exactly one Job in the rendered manifests, found {len(jobs)}")
+    pod = jobs[0]["spec"]["template"]["spec"]
+    if len(pod["containers"]) != 1:
+        raise SpecError("run --local --container runs one container; the pod has "
+                        f"{len(pod['containers'])}")
+    return pod, pod["containers"][0]
+
+
+def _byte_quantity(text: str) -> int:
+    from kubernetes.utils.quantity import parse_quantity
+
+    return int(parse_quantity(text))
+
+
+def _security_arguments(pod: dict, container: dict) -> list[str]:
+    """Engine flags reproducing the pod's and the container's security context (refusing what they cannot)."""
+    pod_context, context = pod.get("securityContext", {}), container.get("securityContext", {})
+    unknown = (set(pod_context) | set(context)) - HANDLED_SECURITY
+    if unknown:
+        raise SpecError(f"run --local --container cannot reproduce securityContext {sorted(unknown)}")
+    user = context.get("runAsUser", pod_context.get("runAsUser"))
+    group = context.get("runAsGroup", pod_context.get("runAsGroup", user))
+    arguments = ["--user", f"{user}:{group}"] if user is not None else []
+    if "fsGroup" in pod_context:
+        arguments += ["--group-add", str(pod_context["fsGroup"])]
+    if context.get("readOnlyRootFilesystem"):
+        arguments.append("--read-only")
+    if context.get("allowPrivilegeEscalation") is False:
+        arguments += ["--security-opt", "no-new-privileges"]
+    for capability in context.get("capabilities", {}).get("drop", []):
+        arguments += ["--cap-drop", capability]
+    for capability in context.get("capabilities", {}).get("add", []):
+        arguments += ["--cap-add", capability]
+    seccomp = {**pod_context.get("seccompProfile", {}), **context.get("seccompProfile", {})}
+    if seccomp.get("type") not in (None, "RuntimeDefault"):  # RuntimeDefault is the engine's default profile
+        raise SpecError(f"run --local --container cannot reproduce seccompProfile {seccomp}")
+    return arguments
+
+
+def _volume_arguments(pod: dict, container: dict) -> list[str]:
+    """emptyDirs as fresh anonymous volumes (removed with the container); a memory-backed /dev/shm as its size."""
+    sources = {volume["name"]: volume for volume in pod.get("volumes", [])}
+    arguments = []
+    for mount in container.get("volumeMounts", []):
+        volume = sources[mount["name"]]
+        if "emptyDir" not in volume:
+            raise SpecError(f"run --local --container can only reproduce emptyDir volumes, not {mount['name']}")
+        empty_dir = volume["emptyDir"] or {}
+        if mount["mountPath"] == "/dev/shm":
+            arguments += ["--shm-size", str(_byte_quantity(empty_dir.get("sizeLimit", "64Mi")))]
+        elif empty_dir.get("medium") == "Memory":
+            arguments += ["--mount", f"type=tmpfs,destination={mount['mountPath']}"]
+        else:
+            arguments += ["--mount", f"type=volume,destination={mount['mountPath']}"]
+    return arguments
+
+
+def _accelerator_arguments(engine: Engine, container: dict) -> list[str]:
+    limits = container.get("resources", {}).get("limits", {})
+    devices = {name: count for name, count in limits.items() if name not in ("cpu", "memory", "ephemeral-storage")}
+    arguments = []
+    for name, count in devices.items():
+        if name != "nvidia.com/gpu":
+            raise SpecError(f"run --local --container can attach NVIDIA GPUs only, not {name}; set "
+                            f"resources.accelerators: 0 here, or run it in the cluster")
+        # podman attaches GPUs through CDI (nvidia-ctk cdi generate), docker through the NVIDIA runtime.
+        arguments += ["--device", "nvidia.com/gpu=all"] if engine.is_podman else ["--gpus", str(count)]
+    if "memory" in limits:
+        arguments += ["--memory", str(_byte_quantity(limits["memory"]))]
+    return arguments
+
+
+def _environment(container: dict, uid: int, gid: int, maps_own_user: bool) -> tuple[list[str], list[str]]:
+    """(engine -e flags, bind-mount flags): plain values literal, Secret-backed ones by name from this machine."""
+    variables, mounts = [], []
+    for variable in container.get("env", []):
+        name = variable["name"]
+        if "valueFrom" in variable:
+            if "secretKeyRef" not in variable["valueFrom"]:
+                raise SpecError(f"run --local --container cannot reproduce env {name} from {variable['valueFrom']}")
+            if name in os.environ:
+                variables += ["--env", name]  # the engine copies the value from its own environment
+            continue
+        value = unescape_expansion(variable.get("value", ""))
+        path = model_location(value) if name == "FT_MODEL" else (
+            local_location(value) if name in READ_LOCATIONS + (OUTPUT_LOCATION,) else None)
+        if path is not None:
+            if name == OUTPUT_LOCATION:
+                prepare_output(path, uid, gid, maps_own_user)
+                mounts.append(f"{path}:{path}")
+                value = str(path)
+            else:
+                if not path.exists():
+                    raise SpecError(f"{name}: {path} does not exist on this machine")
+                mounts.append(f"{path}:{path}:ro")
+                value = str(path / Path(value).name) if name == "FT_MODEL" else str(path)
+        variables += ["--env", f"{name}={value}"]
+    return variables, [flag for mount in dict.fromkeys(mounts) for flag in ("--volume", mount)]
+
+
+def container_command(engine: Engine, documents: list[dict], *, network: str | None,
+                      name: str | None = None) -> list[str]:
+    """The engine's `run` command line for the rendered Job's one container."""
+    pod, container = _job_container(documents)
+    context = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
+    uid = int(context.get("runAsUser", 0))
+    gid = int(context.get("runAsGroup", uid))
+    # Rootless podman maps the invoking user to the container's user, so host folders stay the user's own.
+    maps_own_user = engine.is_podman and os.geteuid() != 0
+    command = [engine.command, "run", "--rm", "--pull", "missing"]
+    if name:
+        command += ["--name", name]
+    if maps_own_user:
+        command.append(f"--userns=keep-id:uid={uid},gid={gid}")
+    if network:
+        command += ["--network", network]
+    variables, mounts = _environment(container, uid, gid, maps_own_user)
+    command += _security_arguments(pod, container) + _volume_arguments(pod, container)
+    command += _accelerator_arguments(engine, container) + mounts + variables
+    entrypoint, *arguments = container["command"]
+    return [*command, "--entrypoint", entrypoint, container["image"], *arguments, *container.get("args", [])]
+
+
+def run_container(spec: JobSpec, engine: Engine, network: str | None) -> int:
+    """Run the job's container here; 0 when the job succeeded, 1 when it failed."""
+    from launcher.render import manifests
+
+    if spec.workers > 1:
+        raise SpecError(f"run --local runs one pod but the spec has workers: {spec.workers}; use workers: 1 "
+                        f"(devices_per_worker still starts several training processes in the container)")
+    command = container_command(engine, manifests(spec), network=network, name=f"{spec.name}-{os.getpid()}")
+    process = subprocess.Popen(command)
+
+    def forward(signum: int, _frame) -> None:  # the engine passes the signal on to the container
+        process.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if code == ENGINE_START_FAILURE:
+        raise EngineFailed(f"{engine.name} could not start the container (its message is above); for a missing "
+                           f"image, build it with `make image` or set image: in the spec")
+    if code != 0:
+        print(f"error: the job exited with {code}", file=sys.stderr, flush=True)
+        return EXIT_JOB_FAILED
+    return EXIT_SUCCEEDED

@@ -27,7 +27,6 @@ PUBLIC_BASE = "python:3.11.7-slim-bookworm"
 STANDIN_ROOTFS = "localhost/finetune-bookworm-minbase:latest"
 STANDIN_BASE = "localhost/finetune-python-standin:3.11-bookworm"
 DEVICES = ("cpu", "gpu", "ascend")
-LOG_DIR = ROOT / "build" / "image"
 
 
 class BuildFailed(Exception):
@@ -176,9 +175,10 @@ def build_image(engine: Engine, device: str, tag: str, base: str, arguments: arg
         command += ["--build-arg", f"MINDSPORE_VERSION={arguments.mindspore_version}"]
     if arguments.pip_ca:
         command += ["--secret", f"id=pip-ca,src={arguments.pip_ca}"]
+    log = arguments.log_dir / f"{device}.log"
+    log.unlink(missing_ok=True)
     started = time.monotonic()
-    run_logged([*command, "-f", str(ROOT / "Dockerfile"), str(ROOT)], LOG_DIR / f"{device}.log",
-               f"the {device} image build")
+    run_logged([*command, "-f", str(ROOT / "Dockerfile"), str(ROOT)], log, f"the {device} image build")
     return Built(device, tag, time.monotonic() - started, engine.image_size(tag))
 
 
@@ -198,6 +198,8 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--mindspore-version", default=None, help="MindSpore version (Dockerfile default: 2.10.0)")
     root.add_argument("--pip-ca", default=os.environ.get("PIP_CERT") or None,
                       help="extra CA bundle pip inside the build trusts (default: $PIP_CERT)")
+    root.add_argument("--log-dir", type=Path, default=ROOT / "build" / "image",
+                      help="where each build's full output goes (default build/image)")
     return root
 
 
@@ -211,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.pip_ca and not Path(arguments.pip_ca).is_file():
             raise UsageError(f"--pip-ca {arguments.pip_ca}: no such file")
         engine = find_engine()
-        base = ensure_base(engine, arguments.base_image or PUBLIC_BASE, arguments.standin, LOG_DIR / "base.log")
+        base = ensure_base(engine, arguments.base_image or PUBLIC_BASE, arguments.standin,
+                           arguments.log_dir / "base.log")
         for device in devices:
             print(f"building {device_tag(arguments.image, device)} ({device}) on {base} with {engine.name}", flush=True)
             built = build_image(engine, device, device_tag(arguments.image, device), base, arguments)

@@ -53,13 +53,16 @@ def model_location(value: str) -> Path | None:
     return path.parent if path else None
 
 
-def _writable_by(path: Path, uid: int, gid: int) -> bool:
+PERMISSION_BITS = {"owner": dict(r=stat.S_IRUSR, w=stat.S_IWUSR, x=stat.S_IXUSR),
+                   "group": dict(r=stat.S_IRGRP, w=stat.S_IWGRP, x=stat.S_IXGRP),
+                   "other": dict(r=stat.S_IROTH, w=stat.S_IWOTH, x=stat.S_IXOTH)}
+
+
+def _allowed(path: Path, uid: int, gid: int, permission: str) -> bool:
+    """Whether the container's user would have every `permission` ("r", "w", "x") on a host path."""
     status = path.stat()
-    if status.st_uid == uid:
-        return bool(status.st_mode & stat.S_IWUSR)
-    if status.st_gid == gid:
-        return bool(status.st_mode & stat.S_IWGRP)
-    return bool(status.st_mode & stat.S_IWOTH)
+    bits = PERMISSION_BITS["owner" if status.st_uid == uid else "group" if status.st_gid == gid else "other"]
+    return all(status.st_mode & bits[letter] for letter in permission)
 
 
 def prepare_output(path: Path, uid: int, gid: int, maps_own_user: bool) -> None:
@@ -70,7 +73,7 @@ def prepare_output(path: Path, uid: int, gid: int, maps_own_user: bool) -> None:
             os.chown(path, uid, gid)
     if not path.is_dir():
         raise SpecError(f"output {path} is not a directory; name a directory or an s3:// prefix")
-    if not maps_own_user and not _writable_by(path, uid, gid):
+    if not maps_own_user and not _allowed(path, uid, gid, "wx"):
         raise SpecError(f"output {path} is not writable by the image's user {uid}: chown {uid}:{gid} {path} (or "
                         f"use a new output path, which the launcher creates for that user)")
 
@@ -173,6 +176,9 @@ def _environment(container: dict, uid: int, gid: int, maps_own_user: bool) -> tu
             else:
                 if not path.exists():
                     raise SpecError(f"{name}: {path} does not exist on this machine")
+                if not maps_own_user and not _allowed(path, uid, gid, "rx" if path.is_dir() else "r"):
+                    raise SpecError(f"{name}: {path} is not readable by the image's user {uid}: chmod o+rx {path} "
+                                    f"(or chown it to {uid})")
                 mounts.append(f"{path}:{path}:ro")
                 value = str(path / Path(value).name) if name == "FT_MODEL" else str(path)
         variables += ["--env", f"{name}={value}"]

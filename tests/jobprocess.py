@@ -13,13 +13,14 @@ from typing import Callable
 
 
 class JobProcess:
-    """The job in a child process; its stdout events are read on a thread so the pipe never fills."""
+    """The job in a child process (`python -m job`, or a command that runs it, e.g. in a container); its stdout
+    events are read on a thread so the pipe never fills."""
 
-    def __init__(self, environment: dict[str, str]) -> None:
+    def __init__(self, environment: dict[str, str], command: list[str] | None = None) -> None:
         self.launched = time.time()  # the clock of the events' `time` field
         self.ended: float | None = None  # when the job closed its stdout (it exited)
-        self.process = subprocess.Popen([sys.executable, "-m", "job"], env=environment, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(command or [sys.executable, "-m", "job"], env=environment,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self.stderr = ""
         self._events: queue.Queue[dict | None] = queue.Queue()

@@ -9,40 +9,8 @@
 # VERSION and REVISION (OCI labels). An extra CA bundle for pip (a TLS-intercepting proxy) is taken from the
 # build secret `pip-ca` when given: --secret id=pip-ca,src=/path/to/ca.crt.
 ARG BASE_IMAGE=python:3.11.7-slim-bookworm
-
-# ---- Python packages: one virtual environment, then one copy of it per device -----------------------------
-FROM ${BASE_IMAGE} AS packages
 ARG MINDSPORE_PACKAGE=mindspore
 ARG MINDSPORE_VERSION=2.10.0
-ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_ROOT_USER_ACTION=ignore
-# Only pyproject.toml and the scripts reading it: a code change does not rebuild these layers.
-COPY pyproject.toml image/requirements.py image/prune-plugins.sh /tmp/build/
-RUN --mount=type=secret,id=pip-ca,required=false \
-    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
-    && python /tmp/build/requirements.py /tmp/build/pyproject.toml "${MINDSPORE_PACKAGE}==${MINDSPORE_VERSION}" \
-        > /tmp/build/requirements.txt \
-    && python -m venv --system-site-packages /opt/venv \
-    && /opt/venv/bin/pip install --quiet --requirement /tmp/build/requirements.txt
-
-FROM packages AS packages-cpu
-RUN /tmp/build/prune-plugins.sh cpu
-
-FROM packages AS packages-ascend
-RUN /tmp/build/prune-plugins.sh ascend
-
-# The GPU plugin's `ldd` lists the CUDA 11 runtime, cuBLAS, cuFFT, cuRAND, cuSOLVER, cuSPARSE, NVRTC and
-# cuDNN 8: NVIDIA's CUDA 11.7 wheels of each, with cuDNN 8.5 (MindSpore's recommended pairing is CUDA 11.6
-# with cuDNN 8.5; CUDA 11 minor versions are compatible). libcuda.so.1 is the node's driver.
-FROM packages AS packages-gpu
-RUN --mount=type=secret,id=pip-ca,required=false \
-    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
-    && /opt/venv/bin/pip install --quiet --no-deps \
-        nvidia-cuda-runtime-cu11==11.7.99 nvidia-cublas-cu11==11.10.3.66 nvidia-cufft-cu11==10.7.2.91 \
-        nvidia-curand-cu11==10.2.10.91 nvidia-cusolver-cu11==11.4.0.1 nvidia-cusparse-cu11==11.7.4.91 \
-        nvidia-cuda-nvrtc-cu11==11.7.99 nvidia-cudnn-cu11==8.5.0.96 \
-    && /tmp/build/prune-plugins.sh gpu
 
 # ---- The job's code, compiled once (the root filesystem is read-only: no bytecode is written later) ------
 FROM ${BASE_IMAGE} AS code
@@ -86,24 +54,34 @@ ENV PATH=/opt/venv/bin:${PATH} \
     FT_DATA_CACHE=/cache/data \
     FT_SCRATCH_DIR=/scratch
 WORKDIR /scratch
-USER 10001:10001
 ENTRYPOINT ["python", "-m", "job"]
+# The device's packages come next, in one layer (install, then keep one MindSpore plugin): only
+# pyproject.toml and the scripts reading it are copied before, so a code change does not rebuild it, and
+# pip's download cache is shared by the device builds.
+COPY pyproject.toml image/requirements.py image/install-packages.sh /tmp/build/
 
 # ---- Device targets: the runtime, the device's packages, then the code (the only layer a code change
 # rebuilds). The last one, cpu, is the default. ----------------------------------------------------------
 FROM runtime AS ascend
-COPY --from=packages-ascend /opt/venv /opt/venv
+ARG MINDSPORE_PACKAGE
+ARG MINDSPORE_VERSION
+RUN --mount=type=secret,id=pip-ca,required=false --mount=type=cache,target=/root/.cache/pip,sharing=locked \
+    /tmp/build/install-packages.sh ascend
 COPY --from=code /opt/finetune /opt/finetune
+USER 10001:10001
 
 FROM runtime AS gpu
-COPY --from=packages-gpu /opt/venv /opt/venv
-USER 0:0
-RUN find /opt/venv/lib/python3*/site-packages/nvidia -maxdepth 2 -name lib -type d \
-        > /etc/ld.so.conf.d/nvidia-cu11.conf \
-    && ldconfig
-USER 10001:10001
+ARG MINDSPORE_PACKAGE
+ARG MINDSPORE_VERSION
+RUN --mount=type=secret,id=pip-ca,required=false --mount=type=cache,target=/root/.cache/pip,sharing=locked \
+    /tmp/build/install-packages.sh gpu
 COPY --from=code /opt/finetune /opt/finetune
+USER 10001:10001
 
 FROM runtime AS cpu
-COPY --from=packages-cpu /opt/venv /opt/venv
+ARG MINDSPORE_PACKAGE
+ARG MINDSPORE_VERSION
+RUN --mount=type=secret,id=pip-ca,required=false --mount=type=cache,target=/root/.cache/pip,sharing=locked \
+    /tmp/build/install-packages.sh cpu
 COPY --from=code /opt/finetune /opt/finetune
+USER 10001:10001

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from launcher.errors import LauncherError, SpecError
+from launcher.errors import EXIT_API_REFUSED, LauncherError, SpecError
 
 ENGINE_VARIABLE = "CONTAINER_ENGINE"
 KNOWN_ENGINES = ("podman", "docker")
@@ -21,9 +21,9 @@ class EngineMissing(SpecError):
 
 
 class EngineFailed(LauncherError):
-    """The engine could not do what was asked (it was not the job that failed)."""
+    """The engine could not do what was asked (it was not the job that failed); exit 3 like an API refusal."""
 
-    exit_code = 3
+    exit_code = EXIT_API_REFUSED
 
 
 @dataclass(frozen=True)

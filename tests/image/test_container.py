@@ -18,7 +18,7 @@ from launcher.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SPEC = ROOT / "examples" / "demo-local.yaml"
-DEMO_ACCURACY = 0.9  # the demo's fine-tune reaches about 0.95 top-1 on digits 5-9
+DEMO_ACCURACY = 0.8  # a floor: digits 5-9 are 5 classes (chance 0.2); the bar is the host's own result
 # Shared objects of the wheel whose libraries no CPU or GPU image has, and why that is right.
 EXPECTED_MISSING = {
     "mindspore/lib/libmpi_collective.so": ["libmpi.so.40"],  # OpenMPI, only for mpirun launches (msrun is used)
@@ -81,10 +81,19 @@ def test_help_and_check_under_the_pod_security_context(engine, cpu_image, demo_r
 
 
 def test_the_demo_runs_end_to_end_in_the_image(cpu_image, demo_root, tmp_path):
-    result = _launcher(_spec_file(tmp_path, demo_root, cpu_image), "--network", "none")
+    """The demo's fine-tune in the image reaches what the same fine-tune reaches on the host (from the same
+    pretrained entry: the demo's top-1 ranges from about 0.87 to 0.98 with the pretraining's own variation)."""
+    spec = _spec_file(tmp_path, demo_root, cpu_image)
+    result = _launcher(spec, "--network", "none")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = _summary(result.stdout)
-    assert summary["top1"] >= DEMO_ACCURACY and summary["epochs"] == 8
+    host = subprocess.run([sys.executable, "-m", "launcher", "run", "--local", str(spec), "--workdir",
+                           str(tmp_path / "host-work"), "--set", f"output={tmp_path / 'host-out'}"],
+                          capture_output=True, text=True, check=False, timeout=900)
+    assert host.returncode == 0, host.stderr[-3000:]
+    on_host = _summary(host.stdout)
+    assert summary["epochs"] == on_host["epochs"] == 8
+    assert summary["top1"] >= DEMO_ACCURACY and abs(summary["top1"] - on_host["top1"]) <= 0.03, (summary, on_host)
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["summary"]["top1"] == summary["top1"]
     assert (tmp_path / "out" / metrics["artefacts"]["best_checkpoint"]).is_file()

@@ -6,8 +6,9 @@
 #           driver (libcuda.so.1) comes from the node, through the NVIDIA container runtime
 #   ascend  MindSpore's Ascend plugin on BASE_IMAGE=<a CANN image with python3.11 as `python` on PATH>
 # Build arguments: BASE_IMAGE, MINDSPORE_PACKAGE and MINDSPORE_VERSION (honoured: nothing else pins MindSpore),
-# VERSION and REVISION (OCI labels). An extra CA bundle for pip (a TLS-intercepting proxy) is taken from the
-# build secret `pip-ca` when given: --secret id=pip-ca,src=/path/to/ca.crt.
+# VERSION and REVISION (OCI labels), PIP_NO_CACHE_DIR=1 (bypass pip's download cache mount). An extra CA
+# bundle for pip (a TLS-intercepting proxy) is taken from the build secret `pip-ca` when given:
+# --secret id=pip-ca,src=/path/to/ca.crt.
 ARG BASE_IMAGE=python:3.11.7-slim-bookworm
 ARG MINDSPORE_PACKAGE=mindspore
 ARG MINDSPORE_VERSION=2.10.0
@@ -65,6 +66,7 @@ COPY pyproject.toml image/requirements.py image/install-packages.sh /tmp/build/
 FROM runtime AS ascend
 ARG MINDSPORE_PACKAGE
 ARG MINDSPORE_VERSION
+ARG PIP_NO_CACHE_DIR
 RUN --mount=type=secret,id=pip-ca,required=false --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     /tmp/build/install-packages.sh ascend
 COPY --from=code /opt/finetune /opt/finetune
@@ -73,6 +75,7 @@ USER 10001:10001
 FROM runtime AS gpu
 ARG MINDSPORE_PACKAGE
 ARG MINDSPORE_VERSION
+ARG PIP_NO_CACHE_DIR
 RUN --mount=type=secret,id=pip-ca,required=false --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     /tmp/build/install-packages.sh gpu
 COPY --from=code /opt/finetune /opt/finetune
@@ -81,6 +84,7 @@ USER 10001:10001
 FROM runtime AS cpu
 ARG MINDSPORE_PACKAGE
 ARG MINDSPORE_VERSION
+ARG PIP_NO_CACHE_DIR
 RUN --mount=type=secret,id=pip-ca,required=false --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     /tmp/build/install-packages.sh cpu
 COPY --from=code /opt/finetune /opt/finetune

@@ -1,6 +1,6 @@
-"""Build times of the CPU image: cold (no layer cache: every package downloaded and installed), warm (nothing
-changed) and after a code-only change (one file of job/ edited), medians of several runs each, with the ratios
-against the cold build measured in the same run, and the image's size.
+"""Build times of the CPU image: cold (no layer cache and no pip download cache: every layer built again, every
+wheel downloaded again), warm (nothing changed) and after a code-only change (one file of job/ edited), medians
+of several runs each, with the ratios against the cold build measured in the same run, and the image's size.
 
     .venv/bin/python bench/image_build.py [--runs 3] [--base-image NAME]
 
@@ -64,7 +64,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-image-") as work:
         base = ensure_base(engine, arguments.base_image, "auto", Path(work) / "base.log")
         context = _context(Path(work))
-        cold_flags = ["--no-cache", *(["--layers=false"] if engine.is_podman else [])]
+        cold_flags = ["--no-cache", "--build-arg", "PIP_NO_CACHE_DIR=1",
+                      *(["--layers=false"] if engine.is_podman else [])]
         series: dict[str, list[float]] = {"cold": [], "warm": [], "code change": []}
         _build(engine, context, base, *secret)  # fills the layer cache the warm and code-change builds use
         for run in range(arguments.runs):

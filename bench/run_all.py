@@ -28,6 +28,7 @@ BENCHMARKS = {  # name -> (script, what the ratio compares)
     "storage": ("storage.py", "fine-tune to S3 (SeaweedFS on 127.0.0.1) vs to a local directory"),
     "scaling": ("scaling.py", "two msrun processes vs one, same global batch, same cores"),
     "launcher_start": ("launcher_start.py", "`launcher render` cold start vs bare `python -c pass`"),
+    "image_build": ("image_build.py", "CPU image rebuilds (code-only change, no change) vs a build with no layer cache"),
 }
 
 

@@ -7,7 +7,9 @@ set -eu
 device=$1
 case "$device" in cpu | gpu | ascend) ;; *) echo "install-packages.sh: unknown device '$device'" >&2; exit 2 ;; esac
 if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore TMPDIR=/tmp
+# pip's downloads go to the build's cache mount (the image's HOME is /scratch/home, owned by the job's user);
+# PIP_NO_CACHE_DIR=1 as a build argument bypasses it.
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_CACHE_DIR=/root/.cache/pip TMPDIR=/tmp
 
 python /tmp/build/requirements.py /tmp/build/pyproject.toml "${MINDSPORE_PACKAGE}==${MINDSPORE_VERSION}" \
     > /tmp/build/requirements.txt

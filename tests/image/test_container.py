@@ -137,6 +137,17 @@ def test_sigterm_to_the_container_exits_143_and_the_output_resumes(engine, cpu_i
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["summary"]["epochs"] == 4
 
 
+def test_msrun_workers_and_mixed_precision_run_under_the_read_only_root(cpu_image, demo_root, tmp_path):
+    """Two training processes through msrun (its logs, the workers' exit codes) and O1 mixed precision (its
+    rewritten network source) write only to the pod's volumes."""
+    spec = _spec_file(tmp_path, demo_root, cpu_image, devices_per_worker=2,
+                      settings={"epochs": 1, "amp_level": "O1", "export_mindir": False})
+    result = _launcher(spec, "--network", "none")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    summary = _summary(result.stdout)
+    assert summary["epochs"] == 1 and len(summary["parameters_sha256"]) == 64  # the ranks' parameters agreed
+
+
 def test_every_cpu_library_resolves_in_the_image(engine, cpu_image, tmp_path):
     assert _scan(engine, cpu_image, tmp_path) == EXPECTED_MISSING
 

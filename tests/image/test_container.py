@@ -48,7 +48,10 @@ def _launcher(spec: Path, *flags: str, timeout: float = 900) -> subprocess.Compl
 
 
 def _summary(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
+    """The job's JSON summary: its last JSON line with a top-1 (msrun's workers may log after it)."""
+    found = [json.loads(line) for line in stdout.splitlines() if line.startswith('{"top1"')]
+    assert found, stdout[-2000:]
+    return found[-1]
 
 
 def _with_entrypoint(command: list[str], entrypoint: str, *arguments: str) -> list[str]:

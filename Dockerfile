@@ -1,7 +1,8 @@
 # The fine-tuning job's image: `python -m job`, configured by FT_* variables (python -m job --help).
 #
-# Targets, one per device (`make image` builds cpu; `python3 -m image.build --device gpu` the others):
-#   cpu     the default (last stage): MindSpore with its CPU plugin only
+# One image per device, chosen by the build argument DEVICE (`make image` builds cpu; `python3 -m image.build
+# --device gpu` the others):
+#   cpu     the default: MindSpore with its CPU plugin only
 #   gpu     MindSpore's CUDA 11.6 plugin with CUDA 11 / cuDNN 8 runtime libraries from NVIDIA's wheels; the
 #           driver (libcuda.so.1) comes from the node, through the NVIDIA container runtime
 #   ascend  MindSpore's Ascend plugin on BASE_IMAGE=<a CANN image with python3.11 as `python` on PATH>
@@ -61,31 +62,13 @@ ENTRYPOINT ["python", "-m", "job"]
 # pip's download cache is shared by the device builds.
 COPY pyproject.toml image/requirements.py image/install-packages.sh /tmp/build/
 
-# ---- Device targets: the runtime, the device's packages, then the code (the only layer a code change
-# rebuilds). The last one, cpu, is the default. ----------------------------------------------------------
-FROM runtime AS ascend
+# ---- The image: the runtime, the device's packages, then the code (the only layer a code change rebuilds) --
+FROM runtime AS job
+ARG DEVICE=cpu
 ARG MINDSPORE_PACKAGE
 ARG MINDSPORE_VERSION
 ARG PIP_NO_CACHE_DIR
 RUN --mount=type=secret,id=pip-ca,required=false --mount=type=cache,target=/root/.cache/pip,sharing=locked \
-    /tmp/build/install-packages.sh ascend
-COPY --from=code /opt/finetune /opt/finetune
-USER 10001:10001
-
-FROM runtime AS gpu
-ARG MINDSPORE_PACKAGE
-ARG MINDSPORE_VERSION
-ARG PIP_NO_CACHE_DIR
-RUN --mount=type=secret,id=pip-ca,required=false --mount=type=cache,target=/root/.cache/pip,sharing=locked \
-    /tmp/build/install-packages.sh gpu
-COPY --from=code /opt/finetune /opt/finetune
-USER 10001:10001
-
-FROM runtime AS cpu
-ARG MINDSPORE_PACKAGE
-ARG MINDSPORE_VERSION
-ARG PIP_NO_CACHE_DIR
-RUN --mount=type=secret,id=pip-ca,required=false --mount=type=cache,target=/root/.cache/pip,sharing=locked \
-    /tmp/build/install-packages.sh cpu
+    /tmp/build/install-packages.sh "${DEVICE}"
 COPY --from=code /opt/finetune /opt/finetune
 USER 10001:10001

@@ -44,7 +44,7 @@ def _context(work: Path) -> Path:
 
 def _build(engine: Engine, context: Path, base: str, *flags: str) -> float:
     started = time.perf_counter()
-    subprocess.run([engine.command, "build", "--network", "host", "--target", "cpu", "-t", TAG, *flags,
+    subprocess.run([engine.command, "build", "--network", "host", "--build-arg", "DEVICE=cpu", "-t", TAG, *flags,
                     "--build-arg", f"BASE_IMAGE={base}", str(context)], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     return time.perf_counter() - started

@@ -166,7 +166,7 @@ def device_tag(image: str, device: str) -> str:
 
 
 def build_image(engine: Engine, device: str, tag: str, base: str, arguments: argparse.Namespace) -> Built:
-    command = [engine.command, "build", "--network", "host", "--target", device, "-t", tag,
+    command = [engine.command, "build", "--network", "host", "--build-arg", f"DEVICE={device}", "-t", tag,
                "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"VERSION={project_version()}",
                "--build-arg", f"REVISION={git_revision()}"]
     if arguments.mindspore_package:

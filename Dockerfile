@@ -21,13 +21,6 @@ RUN python -m compileall -q /opt/finetune/job
 
 # ---- The runtime: the base, the one system library MindSpore needs, the non-root user ---------------------
 FROM ${BASE_IMAGE} AS runtime
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-LABEL org.opencontainers.image.title="mindspore-finetune" \
-      org.opencontainers.image.description="Fine-tunes MindSpore Hub models; configured by FT_* variables" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="Apache-2.0"
 # `ldd` over every shared object of the MindSpore wheel on this base finds one missing system library,
 # libgomp.so.1 (GCC's OpenMP runtime), installed unless the base has it (CANN images do). Debian stable's point
 # releases update it, so it is not pinned.
@@ -72,3 +65,11 @@ RUN --mount=type=secret,id=pip-ca,required=false --mount=type=cache,target=/root
     /tmp/build/install-packages.sh "${DEVICE}"
 COPY --from=code /opt/finetune /opt/finetune
 USER 10001:10001
+# Labels last: a new revision changes no layer.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="mindspore-finetune" \
+      org.opencontainers.image.description="Fine-tunes MindSpore Hub models; configured by FT_* variables" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0"

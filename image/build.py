@@ -41,7 +41,6 @@ class UsageError(BuildFailed):
 
 @dataclass(frozen=True)
 class Built:
-    device: str
     tag: str
     seconds: float
     size_bytes: int
@@ -179,7 +178,7 @@ def build_image(engine: Engine, device: str, tag: str, base: str, arguments: arg
     log.unlink(missing_ok=True)
     started = time.monotonic()
     run_logged([*command, "-f", str(ROOT / "Dockerfile"), str(ROOT)], log, f"the {device} image build")
-    return Built(device, tag, time.monotonic() - started, engine.image_size(tag))
+    return Built(tag, time.monotonic() - started, engine.image_size(tag))
 
 
 def parser() -> argparse.ArgumentParser:

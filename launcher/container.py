@@ -14,12 +14,11 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from launcher.engine import Engine, EngineFailed
-from launcher.errors import EXIT_JOB_FAILED, EXIT_SUCCEEDED, SpecError
+from launcher.errors import SpecError
 from launcher.spec import JobSpec
 
 # Variables naming locations the job reads (mounted read-only) or writes (the output) when they are local paths.
@@ -96,17 +95,22 @@ def _byte_quantity(text: str) -> int:
     return int(parse_quantity(text))
 
 
-def _security_arguments(pod: dict, container: dict) -> list[str]:
-    """Engine flags reproducing the pod's and the container's security context (refusing what they cannot)."""
-    pod_context, context = pod.get("securityContext", {}), container.get("securityContext", {})
-    unknown = (set(pod_context) | set(context)) - HANDLED_SECURITY
+def _security_context(pod: dict, container: dict) -> dict:
+    """The pod's security context with the container's own settings over it (as Kubernetes applies them)."""
+    context = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
+    unknown = set(context) - HANDLED_SECURITY
     if unknown:
         raise SpecError(f"run --local --container cannot reproduce securityContext {sorted(unknown)}")
-    user = context.get("runAsUser", pod_context.get("runAsUser"))
-    group = context.get("runAsGroup", pod_context.get("runAsGroup", user))
-    arguments = ["--user", f"{user}:{group}"] if user is not None else []
-    if "fsGroup" in pod_context:
-        arguments += ["--group-add", str(pod_context["fsGroup"])]
+    return context
+
+
+def _security_arguments(context: dict) -> list[str]:
+    """Engine flags reproducing a merged security context."""
+    arguments = []
+    if "runAsUser" in context:
+        arguments += ["--user", f"{context['runAsUser']}:{context.get('runAsGroup', context['runAsUser'])}"]
+    if "fsGroup" in context:
+        arguments += ["--group-add", str(context["fsGroup"])]
     if context.get("readOnlyRootFilesystem"):
         arguments.append("--read-only")
     if context.get("allowPrivilegeEscalation") is False:
@@ -115,7 +119,7 @@ def _security_arguments(pod: dict, container: dict) -> list[str]:
         arguments += ["--cap-drop", capability]
     for capability in context.get("capabilities", {}).get("add", []):
         arguments += ["--cap-add", capability]
-    seccomp = {**pod_context.get("seccompProfile", {}), **context.get("seccompProfile", {})}
+    seccomp = context.get("seccompProfile", {})
     if seccomp.get("type") not in (None, "RuntimeDefault"):  # RuntimeDefault is the engine's default profile
         raise SpecError(f"run --local --container cannot reproduce seccompProfile {seccomp}")
     return arguments
@@ -139,7 +143,8 @@ def _volume_arguments(pod: dict, container: dict) -> list[str]:
     return arguments
 
 
-def _accelerator_arguments(engine: Engine, container: dict) -> list[str]:
+def _resource_arguments(engine: Engine, container: dict) -> list[str]:
+    """The container's limits: NVIDIA GPUs attached, the memory limit set."""
     limits = container.get("resources", {}).get("limits", {})
     devices = {name: count for name, count in limits.items() if name not in ("cpu", "memory", "ephemeral-storage")}
     arguments = []
@@ -189,7 +194,7 @@ def container_command(engine: Engine, documents: list[dict], *, network: str | N
                       name: str | None = None) -> list[str]:
     """The engine's `run` command line for the rendered Job's one container."""
     pod, container = _job_container(documents)
-    context = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
+    context = _security_context(pod, container)
     uid = int(context.get("runAsUser", 0))
     gid = int(context.get("runAsGroup", uid))
     # Rootless podman maps the invoking user to the container's user, so host folders stay the user's own.
@@ -202,19 +207,18 @@ def container_command(engine: Engine, documents: list[dict], *, network: str | N
     if network:
         command += ["--network", network]
     variables, mounts = _environment(container, uid, gid, maps_own_user)
-    command += _security_arguments(pod, container) + _volume_arguments(pod, container)
-    command += _accelerator_arguments(engine, container) + mounts + variables
+    command += _security_arguments(context) + _volume_arguments(pod, container)
+    command += _resource_arguments(engine, container) + mounts + variables
     entrypoint, *arguments = container["command"]
     return [*command, "--entrypoint", entrypoint, container["image"], *arguments, *container.get("args", [])]
 
 
 def run_container(spec: JobSpec, engine: Engine, network: str | None) -> int:
     """Run the job's container here; 0 when the job succeeded, 1 when it failed."""
+    from launcher.local import job_outcome, require_one_pod
     from launcher.render import manifests
 
-    if spec.workers > 1:
-        raise SpecError(f"run --local runs one pod but the spec has workers: {spec.workers}; use workers: 1 "
-                        f"(devices_per_worker still starts several training processes in the container)")
+    require_one_pod(spec)
     command = container_command(engine, manifests(spec), network=network, name=f"{spec.name}-{os.getpid()}")
     process = subprocess.Popen(command)
 
@@ -230,7 +234,4 @@ def run_container(spec: JobSpec, engine: Engine, network: str | None) -> int:
     if code == ENGINE_START_FAILURE:
         raise EngineFailed(f"{engine.name} could not start the container (its message is above); for a missing "
                            f"image, build it with `make image` or set image: in the spec")
-    if code != 0:
-        print(f"error: the job exited with {code}", file=sys.stderr, flush=True)
-        return EXIT_JOB_FAILED
-    return EXIT_SUCCEEDED
+    return job_outcome(code)

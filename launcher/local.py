@@ -31,17 +31,27 @@ def local_environment(spec: JobSpec, workdir: Path) -> dict[str, str]:
     return environment
 
 
-def run_local(spec: JobSpec, workdir: Path | None) -> int:
-    """Run `python -m job` here; returns 0 when it succeeded, 1 when it failed."""
+def require_one_pod(spec: JobSpec) -> None:
+    """run --local runs one pod: refuse a spec of several."""
     if spec.workers > 1:
         raise SpecError(f"run --local runs one pod but the spec has workers: {spec.workers}; use workers: 1 "
                         f"(devices_per_worker still starts several training processes here)")
+
+
+def job_outcome(code: int) -> int:
+    """The launcher's exit code for the job's own: 0 when it succeeded, 1 (its code printed) when it failed."""
+    if code != 0:
+        print(f"error: the job exited with {code}", file=sys.stderr, flush=True)
+        return EXIT_JOB_FAILED
+    return EXIT_SUCCEEDED
+
+
+def run_local(spec: JobSpec, workdir: Path | None) -> int:
+    """Run `python -m job` here; returns 0 when it succeeded, 1 when it failed."""
+    require_one_pod(spec)
     workdir = (workdir or Path(".launcher") / spec.name).resolve()
     for volume in volumes(spec):
         if volume.path != "/dev/shm":
             (workdir / volume.name).mkdir(parents=True, exist_ok=True)
     code = subprocess.run([sys.executable, "-m", "job"], env=local_environment(spec, workdir), check=False).returncode
-    if code != 0:
-        print(f"error: the job exited with {code}", file=sys.stderr)
-        return EXIT_JOB_FAILED
-    return EXIT_SUCCEEDED
+    return job_outcome(code)

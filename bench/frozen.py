@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from workload import Ratio, describe, machine, run_job, write_json  # noqa: E402
 
-from job.config import DeviceTarget  # noqa: E402
+from contract.settings import DeviceTarget  # noqa: E402
 from job.demo import COMMON, HUB_ID, digits_data, publish_pretrained  # noqa: E402
 from job.device import prepare_process  # noqa: E402
 

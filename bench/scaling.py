@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from workload import HUB_ID, Ratio, describe, machine, prepare_workload, run_job, write_json  # noqa: E402
 
-from job.config import DeviceTarget  # noqa: E402
+from contract.settings import DeviceTarget  # noqa: E402
 from job.device import prepare_process  # noqa: E402
 
 GLOBAL_BATCH = 32

@@ -30,7 +30,7 @@ from s3server import SeaweedServer  # noqa: E402
 from workload import HUB_ID, JobRun, Ratio, describe, machine, prepare_workload, run_job, write_json  # noqa: E402
 
 from job.device import prepare_process  # noqa: E402
-from job.config import DeviceTarget  # noqa: E402
+from contract.settings import DeviceTarget  # noqa: E402
 
 PHASES = ("before training", "training", "after training")
 FINE_TUNE = {"FT_MODEL": HUB_ID, "FT_EPOCHS": "3", "FT_IMAGE_SIZE": "32", "FT_BATCH_SIZE": "32",

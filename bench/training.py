@@ -19,7 +19,8 @@ from typing import Callable, Iterator
 from workload import Ratio, describe, write_json
 
 from job import data
-from job.config import DeviceTarget, Settings, load_settings
+from contract.settings import DeviceTarget, Settings
+from job.config import load_settings
 from job.device import configure, prepare_process
 from job.digits import write_digits
 from job.errors import Terminated

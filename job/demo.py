@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from job.config import DeviceTarget, load_settings
+from contract.settings import DeviceTarget
+from job.config import load_settings
 
 HUB_ID = "local/1.0/googlenet_digits04"
 IMAGE_SIZE = 32

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from job.config import DeviceTarget, Settings
+from contract.settings import DeviceTarget, Settings
 
 
 def prepare_process(target: DeviceTarget) -> None:

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from job.config import Settings
+from contract.settings import Settings
 from job.errors import JobError
 
 ROLE_VARIABLE = "MS_ROLE"  # set by msrun for the processes it starts

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1  # an unexpected fault; worth a retry, and worth a bug report
-EXIT_BAD_INPUT = 2  # bad configuration or input; a retry cannot help
-EXIT_UNAVAILABLE = 3  # a hub, a mirror or storage could not be reached; worth a retry
+from contract.exits import BAD_INPUT as EXIT_BAD_INPUT
+from contract.exits import CONFLICT as EXIT_CONFLICT
+from contract.exits import INTERNAL as EXIT_INTERNAL
+from contract.exits import OK as EXIT_OK
+from contract.exits import TERMINATED as EXIT_TERMINATED
+from contract.exits import UNAVAILABLE as EXIT_UNAVAILABLE
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_CONFLICT", "EXIT_INTERNAL", "EXIT_OK", "EXIT_TERMINATED", "EXIT_UNAVAILABLE",
+           "BadInput", "Conflict", "JobError", "Terminated", "Unavailable"]
 
 
 class JobError(Exception):
@@ -24,10 +29,6 @@ class Unavailable(JobError):
     """A remote location did not answer or failed transiently: the same run may succeed later."""
 
     exit_code = EXIT_UNAVAILABLE
-
-
-EXIT_CONFLICT = 4  # another run commits to the same FT_OUTPUT; a retry resumes from what it committed
-EXIT_TERMINATED = 143  # SIGTERM (preemption, eviction, deletion): a retry resumes from the last commit
 
 
 class Conflict(JobError):

@@ -12,7 +12,7 @@ import mindspore.dataset as ds
 import numpy as np
 from mindspore import nn
 
-from job.config import Settings
+from contract.settings import Settings
 from job.distributed import Topology
 from job.models.googlenet import WithHead
 from job.progress import Progress

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from job.config import Settings
+from contract.settings import Settings
 from job.distributed import ROLE_VARIABLE, WORKER
 from job.errors import EXIT_INTERNAL, EXIT_TERMINATED, BadInput, Unavailable
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from job import hub
-from job.config import Settings
+from contract.settings import Settings
 from job.errors import BadInput
-from job.storage import S3Store, is_s3, local_path, open_store
+from job.storage import S3Store, StorageOptions, is_s3, local_path, open_store
 
 
 def _check_data(variable: str, location: str, settings: Settings) -> None:
     if is_s3(location):
-        if not S3Store(location, settings.storage_options()).list(""):
+        if not S3Store(location, StorageOptions.from_settings(settings)).list(""):
             raise BadInput(f"{variable}={location} holds no objects; upload the images or fix the location")
     elif not local_path(location).is_dir():
         raise BadInput(f"{variable}={location} is not a directory")
@@ -18,7 +18,7 @@ def _check_data(variable: str, location: str, settings: Settings) -> None:
 
 def check(settings: Settings) -> dict:
     """Settings (already valid), output store access, data locations and the hub descriptor."""
-    options = settings.storage_options()
+    options = StorageOptions.from_settings(settings)
     open_store(settings.output, options).check_access()
     _check_data("FT_TRAIN_DATA", settings.train_data, settings)
     _check_data("FT_EVAL_DATA", settings.eval_data, settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from job.config import Settings, env_name
+from contract.settings import Settings, env_name
 from job.errors import BadInput
 from job.storage import Store
 

@@ -21,7 +21,7 @@ from job import data, features, hub, run_record
 from job.distributed import Topology, device_index, join
 from job.checkpoints import CheckpointLog, best_epoch, new_attempt_id
 from job.committer import BackgroundCommitter, PendingCommit
-from job.config import Settings
+from contract.settings import Settings
 from job.data_source import materialize
 from job.device import configure
 from job.errors import BadInput, Terminated, Unavailable
@@ -30,7 +30,7 @@ from job.export import export_mindir
 from job.progress import Progress
 from job.report import plot_confusion_matrix, plot_training_curves
 from job.results import ResultWriter, collect_abandoned
-from job.storage import Store, open_store
+from job.storage import Store, StorageOptions, open_store
 from job.train import Trainer, fine_tune_network
 
 STATE_FILE = "train_state.ckpt"
@@ -54,7 +54,7 @@ def termination_requested(honoured: bool = True) -> Iterator[threading.Event]:
 
 
 def _image_sets(settings: Settings, workers: int) -> tuple[data.ImageFolder, data.ImageFolder, list[str], dict]:
-    options = settings.storage_options()
+    options = StorageOptions.from_settings(settings)
     train_root, train_print = materialize(settings.train_data, "FT_TRAIN_DATA", settings.data_cache, options)
     eval_root, eval_print = materialize(settings.eval_data, "FT_EVAL_DATA", settings.data_cache, options)
     train = data.scan_image_folder(train_root, "FT_TRAIN_DATA")
@@ -71,7 +71,7 @@ def _image_sets(settings: Settings, workers: int) -> tuple[data.ImageFolder, dat
 def _hub_backbone(settings: Settings) -> nn.Cell:
     return hub.load(settings.model, include_top=False, mirror=settings.hub_mirror, cache_dir=settings.hub_cache,
                     offline=settings.hub_offline, network_dir=settings.hub_network_dir,
-                    storage_options=settings.storage_options())
+                    storage_options=StorageOptions.from_settings(settings))
 
 
 def _is_eval_epoch(epoch: int, settings: Settings) -> bool:
@@ -250,7 +250,7 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
     topology = join(settings)
     if topology.is_distributed:
         progress = progress.for_rank(topology.rank)
-    store = open_store(settings.output, settings.storage_options())
+    store = open_store(settings.output, StorageOptions.from_settings(settings))
     if topology.is_primary:
         store.check_access()
     with topology.pod_leader_first():  # one copy of s3:// data per pod

@@ -11,7 +11,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
-from job.config import AmpLevel, Settings
+from contract.settings import AmpLevel, Settings
 from job.errors import BadInput
 from job.models.googlenet import WithHead
 from job.progress import Progress

@@ -1,120 +1,208 @@
-"""Job specs: one YAML file describing one fine-tuning job, validated with messages that name the key."""
+"""Job specs: one YAML file describing one fine-tuning job, validated with messages that name the key.
+
+Every constraint the Kubernetes API server or the job would enforce is in this model, as a JSON-schema-visible
+constraint where one can express it (the chart's values.schema.json is generated from it) and as a check
+below where not.
+"""
 
 from __future__ import annotations
 
 import difflib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from contract.pod import RESERVED_NAMES, RESERVED_PREFIXES, RESERVED_SETTINGS
+from contract.settings import DeviceTarget, Settings
 from launcher.errors import SpecError
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
-QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-                            r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
-SECRET_LIKE = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE|ACCESS_KEY)", re.IGNORECASE)
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+QUALIFIED_NAME = (r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                  r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+NO_SPACE = r"^\S+$"
+CIDR = r"^[0-9a-fA-F.:]+/[0-9]{1,3}$"
+ENDPOINT = r"^https?://[^/@\s]+(/\S*)?$"
+USERINFO = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*@"  # scheme://user:password@host: credentials in a URL
+
+
+def any_case(word: str) -> str:
+    """A regex matching `word` in any letter case, without inline flags (Go's and JavaScript's regex engines
+    differ on those; JSON schema validators use either)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+SECRET_LIKE = "(" + "|".join(any_case(word) for word in ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL",
+                                                          "PRIVATE", "ACCESS_KEY")) + ")"
+RESERVED_ENV = (r"^(" + "|".join(any_case(prefix) for prefix in RESERVED_PREFIXES) + r")|^("
+                + "|".join(RESERVED_NAMES) + r")$")
+RESERVED_LABELS = r"^(app\.kubernetes\.io/|helm\.sh/|kueue\.x-k8s\.io/)"
+
+# What a pattern means, for error messages.
+MEANING = {DNS_LABEL: "DNS label (lower-case letters, digits and '-')", DNS_SUBDOMAIN: "name (lower-case letters, "
+           "digits, '-' and '.')", LABEL_VALUE: "label value (letters, digits, '-', '_', '.'; alphanumeric at "
+           "both ends)", QUALIFIED_NAME: "key (optional DNS prefix/, then at most 63 letters, digits, '-', '_', "
+           "'.')", ENV_NAME: "environment variable name", QUANTITY: "Kubernetes quantity (e.g. 4, 500m, 16Gi)",
+           SECRET_KEY: "Secret key", NO_SPACE: "value (no spaces)", CIDR: "CIDR (e.g. 10.0.0.0/8)",
+           ENDPOINT: "endpoint URL (http:// or https://, no credentials)"}
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 JOB_NAME_MAX = 52  # leaves room for the suffixes Kubernetes adds to the Job's pods
-# Settings the manifest sets itself (from top-level spec keys or the container layout), not under `settings:`.
-RESERVED_SETTINGS = {"model", "train_data", "eval_data", "output", "hub_cache", "data_cache", "scratch_dir", "workers",
-                     "devices_per_worker", "worker_service"}
+ANNOTATIONS_MAX_BYTES = 256 * 1024  # the API server's limit on all annotations of an object together
+ACCELERATOR_TARGETS = {"nvidia.com/gpu": DeviceTarget.GPU, "huawei.com/Ascend": DeviceTarget.ASCEND}  # prefixes
 
 
-def _check(pattern: re.Pattern, value: str, what: str) -> str:
-    if not pattern.match(value):
-        raise ValueError(f"{value!r} is not a valid {what}")
-    return value
+def _pattern(pattern: str, max_length: int | None = None, **extra: Any) -> Any:
+    return Field(pattern=pattern, max_length=max_length, **extra)
+
+
+DnsLabel = Annotated[str, _pattern(DNS_LABEL, 63)]
+DnsSubdomain = Annotated[str, _pattern(DNS_SUBDOMAIN, 253)]
+LabelValue = Annotated[str, _pattern(LABEL_VALUE, 63)]
+QualifiedName = Annotated[str, _pattern(QUALIFIED_NAME, 317)]
+Quantity = Annotated[str, _pattern(QUANTITY, 64)]
+Location = Annotated[str, Field(min_length=1, json_schema_extra={"not": {"pattern": USERINFO}})]
+FreeText = Annotated[str, Field(json_schema_extra={"not": {"pattern": USERINFO}})]
+
+
+def _no_userinfo(value: Any, where: str) -> None:
+    """Credentials inside a URL end up in the manifest and in logs: refuse them in every string."""
+    if isinstance(value, str) and re.match(USERINFO, value):
+        raise ValueError(f"{where}: credentials in a URL are refused; put them in a Secret and name it in "
+                         f"storage.credentials_secret")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_userinfo(item, f"{where}.{key}" if where else str(key))
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _no_userinfo(item, f"{where}.{index}")
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _spec_settings_model() -> type[BaseModel]:
+    """The job's settings that a spec may set, each optional, with the job's types and ranges (paths as text)."""
+    fields: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        if name in RESERVED_SETTINGS:
+            continue
+        annotation = field.annotation
+        text = repr(annotation)
+        if "Path" in text:
+            annotation = str
+        typed = Annotated[(annotation, *field.metadata)] if field.metadata else annotation
+        fields[name] = (Optional[typed], Field(None, description=field.description))
+    return create_model("JobSettings", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
+
+
+JobSettings = _spec_settings_model()
+
+
 class Resources(Strict):
-    cpu: str = Field("4", description="CPU request, e.g. 4 or 500m.")
-    memory: str = Field("16Gi", description="Memory request and limit.")
-    accelerators: int = Field(0, ge=0, description="Accelerators per pod.")
-    accelerator_resource: str = Field("nvidia.com/gpu", description="Extended resource name, e.g. "
-                                                                    "huawei.com/Ascend910.")
-    scratch: str = Field("50Gi", description="Size limit of the scratch and cache volumes.")
-    shm: str = Field("2Gi", description="Size of the memory-backed /dev/shm.")
-
-    @field_validator("cpu", "memory", "scratch", "shm", mode="before")
-    @classmethod
-    def _quantity(cls, value: Any) -> str:
-        return _check(QUANTITY, str(value), "Kubernetes quantity (e.g. 4, 500m, 16Gi)")
-
-    @field_validator("accelerator_resource")
-    @classmethod
-    def _resource_name(cls, value: str) -> str:
-        return _check(QUALIFIED_NAME, value, "resource name (e.g. nvidia.com/gpu)")
+    cpu: Union[Quantity, Annotated[int, Field(ge=1)]] = Field("4", description="CPU request, e.g. 4 or 500m.")
+    memory: Quantity = Field("16Gi", description="Memory request and limit.")
+    accelerators: int = Field(0, ge=0, le=1024, description="Accelerators per pod; with them, "
+                                                            "settings.device_target follows accelerator_resource "
+                                                            "(GPU for nvidia.com/gpu, Ascend for "
+                                                            "huawei.com/Ascend*) unless set.")
+    accelerator_resource: QualifiedName = Field("nvidia.com/gpu", description="Extended resource name, e.g. "
+                                                                              "huawei.com/Ascend910.")
+    scratch: Quantity = Field("50Gi", description="Size limit of the scratch and cache volumes.")
+    shm: Quantity = Field("2Gi", description="Size of the memory-backed /dev/shm.")
 
 
 class Storage(Strict):
-    endpoint: str | None = Field(None, description="S3 endpoint URL for S3-compatible servers "
-                                                   "(AWS_ENDPOINT_URL).")
-    region: str | None = Field(None, description="AWS_DEFAULT_REGION.")
-    credentials_secret: str | None = Field(None, description="Name of an existing Secret holding the S3 "
-                                                             "credentials.")
-    access_key_id_key: str = Field("AWS_ACCESS_KEY_ID", description="Key of the access key id in the Secret.")
-    secret_access_key_key: str = Field("AWS_SECRET_ACCESS_KEY", description="Key of the secret key in the Secret.")
+    endpoint: Optional[Annotated[str, _pattern(ENDPOINT, 2048)]] = Field(
+        None, description="S3 endpoint URL for S3-compatible servers (AWS_ENDPOINT_URL).")
+    region: Optional[Annotated[str, _pattern(r"^[a-z0-9][-a-z0-9]*$", 64)]] = Field(
+        None, description="AWS_DEFAULT_REGION.")
+    credentials_secret: Optional[DnsSubdomain] = Field(None, description="Name of an existing Secret holding the S3 "
+                                                                         "credentials; mounted as files, never in "
+                                                                         "the environment.")
+    access_key_id_key: Annotated[str, _pattern(SECRET_KEY, 253)] = Field(
+        "AWS_ACCESS_KEY_ID", description="Key of the access key id in the Secret.")
+    secret_access_key_key: Annotated[str, _pattern(SECRET_KEY, 253)] = Field(
+        "AWS_SECRET_ACCESS_KEY", description="Key of the secret access key in the Secret.")
 
-    @field_validator("endpoint")
-    @classmethod
-    def _no_userinfo(cls, value: str | None) -> str | None:
-        if value and re.match(r"^[a-z]+://[^/]*@", value):
-            raise ValueError("credentials in the endpoint URL are refused; put them in a Secret and name it in "
-                             "storage.credentials_secret")
-        return value
 
-    @field_validator("credentials_secret")
-    @classmethod
-    def _secret_name(cls, value: str | None) -> str | None:
-        return None if value is None else _check(DNS_SUBDOMAIN, value, "Secret name")
+class NetworkPolicy(Strict):
+    enabled: bool = Field(True, description="A NetworkPolicy for the job's pods: ingress only from the same job's "
+                                            "pods, egress to DNS, to the job's other pods and to the storage and "
+                                            "hub endpoints' ports. Turn off where the CNI has no NetworkPolicy.")
+    egress_cidrs: list[Annotated[str, _pattern(CIDR, 64)]] = Field(
+        ["0.0.0.0/0", "::/0"], min_length=1, description="Where the endpoints may be (NetworkPolicy cannot name "
+                                                         "hosts): narrow to the storage's and hub's networks.")
+    extra_egress_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+        [], description="More TCP ports the pods may reach on egress_cidrs.")
 
-    @field_validator("access_key_id_key", "secret_access_key_key")
-    @classmethod
-    def _secret_key(cls, value: str) -> str:
-        return _check(re.compile(r"^[-._a-zA-Z0-9]+$"), value, "Secret key")
+
+class Toleration(Strict):
+    key: Optional[QualifiedName] = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: Optional[LabelValue] = None
+    effect: Optional[Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]] = None
+    tolerationSeconds: Optional[Annotated[int, Field(ge=0, le=INT64_MAX)]] = None  # noqa: N815 (Kubernetes' name)
 
 
 class JobSpec(Strict):
     """One fine-tuning job."""
 
-    name: str = Field(description="Job name (DNS label, at most 52 characters).")
-    namespace: str = Field("default", description="Namespace.")
-    image: str = Field(description="Container image holding the job.")
-    model: str = Field(description="Hub model id, descriptor URL or path (FT_MODEL).")
-    train_data: str = Field(description="Training images (FT_TRAIN_DATA).")
-    eval_data: str = Field(description="Evaluation images (FT_EVAL_DATA).")
-    output: str = Field(description="Output location (FT_OUTPUT).")
-    settings: dict[str, Any] = Field(default_factory=dict, description="Other job settings by name "
-                                                                       "(epochs: 60 sets FT_EPOCHS).")
+    name: DnsLabel = Field(description="Job name (DNS label, at most 52 characters).", max_length=JOB_NAME_MAX)
+    namespace: Optional[DnsLabel] = Field(None, description="Namespace; unset: the kubeconfig context's.")
+    image: Annotated[str, _pattern(NO_SPACE, 4096)] = Field(description="Container image holding the job.")
+    model: Location = Field(description="Hub model id, descriptor URL or path (FT_MODEL).")
+    train_data: Location = Field(description="Training images, ImageFolder layout: s3://bucket/prefix or a path "
+                                             "(FT_TRAIN_DATA).")
+    eval_data: Location = Field(description="Evaluation images (FT_EVAL_DATA).")
+    output: Location = Field(description="Where checkpoints, metrics and results go (FT_OUTPUT); a run resumes "
+                                         "from what it holds.")
+    settings: JobSettings = Field(default_factory=JobSettings, description="Other job settings by name: epochs: 60 "
+                                                                           "sets FT_EPOCHS (python -m job --help "
+                                                                           "lists them).")
     resources: Resources = Field(default_factory=Resources)
     storage: Storage = Field(default_factory=Storage)
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[dict[str, Any]] = Field(default_factory=list)
-    priority_class: str | None = None
-    service_account: str | None = Field(None, description="Run as this ServiceAccount (its token is mounted); "
-                                                          "unset: no token.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra non-secret environment variables.")
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    deadline_seconds: int | None = Field(None, ge=1, description="activeDeadlineSeconds of the Job.")
-    retries: int = Field(6, ge=0, description="Attempts after a failure, each resuming (backoffLimit; with several "
-                                               "workers, retries x workers, since a failed attempt fails every pod).")
-    workers: int = Field(1, ge=1, le=1024, description="Pods training together, data parallel through msrun; above "
-                                                       "1, an Indexed Job plus a headless Service.")
-    devices_per_worker: int | None = Field(None, ge=1, description="Training processes per pod, one per device; "
-                                                                   "unset: resources.accelerators, or 1.")
-    ttl_seconds_after_finished: int | None = Field(7 * 24 * 3600, ge=0)
-    queue: str | None = Field(None, description="Kueue LocalQueue name.")
+    network_policy: NetworkPolicy = Field(default_factory=NetworkPolicy)
+    node_selector: dict[QualifiedName, LabelValue] = Field({}, description="nodeSelector of the pods.")
+    tolerations: list[Toleration] = Field([], description="Tolerations of the pods.")
+    priority_class: Optional[DnsSubdomain] = Field(None, description="priorityClassName of the pods.")
+    service_account: Optional[DnsSubdomain] = Field(None, description="Run as this ServiceAccount.")
+    service_account_token: bool = Field(False, description="Mount the ServiceAccount's API token; the job never "
+                                                           "calls the Kubernetes API, so only for webhooks that "
+                                                           "need it (workload identity).")
+    image_pull_secrets: list[DnsSubdomain] = Field([], description="Secrets for pulling the image from a private "
+                                                                   "registry.")
+    env: dict[Annotated[str, _pattern(ENV_NAME, 256)], FreeText] = Field(
+        {}, description="Extra non-secret environment variables; FT_*, AWS_*, HOME, MPLCONFIGDIR are the "
+                        "manifest's.", json_schema_extra={"propertyNames": {"not": {"anyOf": [
+                            {"pattern": RESERVED_ENV}, {"pattern": SECRET_LIKE}]}}})
+    labels: dict[QualifiedName, LabelValue] = Field(
+        {}, description="Extra labels of the Job and its pods (app.kubernetes.io/*, helm.sh/*, kueue.x-k8s.io/* "
+                        "are the manifest's).", json_schema_extra={"propertyNames": {"not": {"pattern":
+                                                                                               RESERVED_LABELS}}})
+    annotations: dict[QualifiedName, str] = Field({}, description="Annotations of the Job and its pods (256 KiB "
+                                                                  "together at most).")
+    deadline_seconds: Optional[Annotated[int, Field(ge=1, le=INT64_MAX)]] = Field(
+        None, description="activeDeadlineSeconds of the Job.")
+    retries: int = Field(6, ge=0, le=INT32_MAX, description="Attempts after a failure, each resuming (backoffLimit; "
+                                                            "with several workers, retries x workers, since a "
+                                                            "failed attempt fails every pod).")
+    workers: int = Field(1, ge=1, le=1024, description="Pods training together, data parallel through msrun; "
+                                                       "above 1, an Indexed Job plus a headless Service.")
+    devices_per_worker: Optional[Annotated[int, Field(ge=1, le=1024)]] = Field(
+        None, description="Training processes per pod, one per device; unset: resources.accelerators, or 1.")
+    ttl_seconds_after_finished: Optional[Annotated[int, Field(ge=0, le=INT32_MAX)]] = Field(
+        7 * 24 * 3600, description="ttlSecondsAfterFinished of the Job.")
+    queue: Optional[LabelValue] = Field(None, description="Kueue LocalQueue name.")
 
     @property
     def processes_per_pod(self) -> int:
@@ -125,85 +213,113 @@ class JobSpec(Strict):
         """The headless Service giving the pods of a multi-pod job their DNS names."""
         return f"{self.name}-workers"
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        _check(DNS_LABEL, value, "name (lower-case letters, digits and '-')")
-        if len(value) > JOB_NAME_MAX:
-            raise ValueError(f"{value!r} is longer than {JOB_NAME_MAX} characters")
-        return value
+    @property
+    def implied_device_target(self) -> DeviceTarget | None:
+        """The device target the accelerators imply, when settings.device_target is unset."""
+        if self.settings.device_target is not None or not self.resources.accelerators:
+            return None
+        return accelerator_target(self.resources.accelerator_resource)
 
-    @field_validator("namespace")
+    @model_validator(mode="before")
     @classmethod
-    def _namespace(cls, value: str) -> str:
-        return _check(DNS_LABEL, value, "namespace")
-
-    @field_validator("priority_class", "service_account")
-    @classmethod
-    def _subdomain(cls, value: str | None) -> str | None:
-        return None if value is None else _check(DNS_SUBDOMAIN, value, "name")
-
-    @field_validator("queue")
-    @classmethod
-    def _queue(cls, value: str | None) -> str | None:
-        return None if value is None else _check(LABEL_VALUE, value, "queue name (a label value)")
-
-    @field_validator("labels", "node_selector")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, item in value.items():
-            _check(QUALIFIED_NAME, key, "label key")
-            _check(LABEL_VALUE, item, "label value (at most 63 letters, digits, '-', '_', '.')")
-        return value
-
-    @field_validator("annotations")
-    @classmethod
-    def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            _check(QUALIFIED_NAME, key, "annotation key")
-        return value
+    def _no_credentials_in_urls(cls, document: Any) -> Any:
+        _no_userinfo(document, "")
+        return document
 
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            _check(ENV_NAME, key, "environment variable name")
-            if SECRET_LIKE.search(key):
+            if re.match(RESERVED_ENV, key):
+                raise ValueError(f"{key} is set by the manifest; use settings: (FT_*), storage: (AWS_*) or leave "
+                                 f"it out")
+            if re.search(SECRET_LIKE, key):
                 raise ValueError(f"{key} looks like a secret; inline secret values are refused: put it in a "
                                  f"Secret (storage.credentials_secret for S3 credentials)")
         return value
 
-    @model_validator(mode="after")
-    def _settings(self) -> "JobSpec":
-        from job.config import Settings
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if re.match(RESERVED_LABELS, key):
+                raise ValueError(f"{key} is set by the manifest (queue: sets the Kueue label); use a key of "
+                                 f"your own")
+        return value
 
-        known = set(Settings.model_fields) - RESERVED_SETTINGS
-        for key in self.settings:
-            if key in RESERVED_SETTINGS:
-                raise ValueError(f"settings.{key}: set by the manifest itself; use the top-level key or leave "
-                                 f"it out")
-            if key not in known:
-                guess = difflib.get_close_matches(key, sorted(known), n=1)
-                raise ValueError(f"settings.{key}: not a job setting" + (f" (did you mean {guess[0]}?)" if guess
-                                                                         else ""))
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
+        size = sum(len(key.encode()) + len(item.encode()) for key, item in value.items())
+        if size > ANNOTATIONS_MAX_BYTES:
+            raise ValueError(f"{size} bytes together, the API server's limit is {ANNOTATIONS_MAX_BYTES}; keep large "
+                             f"data out of annotations")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobSpec:
+        if self.retries * self.workers > INT32_MAX:
+            raise ValueError(f"retries: {self.retries} x {self.workers} workers exceeds the API server's backoffLimit "
+                             f"limit {INT32_MAX}")
+        target, accelerators = self.settings.device_target, self.resources.accelerators
+        resource = self.resources.accelerator_resource
+        if accelerators and target is None and accelerator_target(resource) is None:
+            raise ValueError(f"settings.device_target: required with resources.accelerator_resource {resource} "
+                             f"(GPU or Ascend)")
+        if accelerators and target is DeviceTarget.CPU:
+            raise ValueError(f"settings.device_target: CPU with resources.accelerators: {accelerators} would train on "
+                             f"the CPU of an accelerator node; set GPU or Ascend, or remove the accelerators")
+        if target in (DeviceTarget.GPU, DeviceTarget.ASCEND):
+            if not accelerators:
+                raise ValueError(f"settings.device_target: {target.value} needs resources.accelerators (at least "
+                                 f"1): the pod would get no {target.value} device")
+            implied = accelerator_target(resource)
+            if implied is not None and implied is not target:
+                raise ValueError(f"settings.device_target: {target.value} does not match "
+                                 f"resources.accelerator_resource {resource} ({implied.value} devices)")
         return self
 
 
+def accelerator_target(resource: str) -> DeviceTarget | None:
+    """The device target of a known accelerator resource name."""
+    for prefix, target in ACCELERATOR_TARGETS.items():
+        if resource.startswith(prefix):
+            return target
+    return None
+
+
 def _location(error: dict) -> str:
-    return ".".join(str(part) for part in error["loc"]) or "spec"
+    return ".".join(str(part) for part in error["loc"] if part != "[key]") or "spec"
+
+
+def _message(item: dict) -> str:
+    kind, context = item["type"], item.get("ctx") or {}
+    if kind == "missing":
+        return "required but not set"
+    if kind == "extra_forbidden":
+        if item["loc"][:1] == ("settings",):
+            known = sorted(JobSettings.model_fields)
+            guess = difflib.get_close_matches(str(item["loc"][-1]), known, n=1)
+            reserved = str(item["loc"][-1]) in RESERVED_SETTINGS
+            return ("set by the manifest itself; use the top-level key or leave it out" if reserved else
+                    "not a job setting" + (f" (did you mean {guess[0]}?)" if guess else ""))
+        return "not a spec key"
+    if kind == "string_pattern_mismatch":
+        return f"{item['input']!r} is not a valid {MEANING.get(context.get('pattern'), 'value')}"
+    if kind == "string_too_short" and context.get("min_length") == 1:
+        return "must not be empty"
+    return item["msg"].removeprefix("Value error, ")
 
 
 def describe(error: ValidationError) -> str:
-    """Every problem as `key: message`, on one line."""
-    problems = []
+    """Every problem as `key: message`, on one line (a value failing every type of a union is one problem)."""
+    problems: list[str] = []
     for item in error.errors():
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "missing":
-            message = "required but not set"
-        elif item["type"] == "extra_forbidden":
-            message = "not a spec key"
         location = _location(item)
-        problems.append(message if message.startswith("settings.") else f"{location}: {message}")
+        if location in (p.split(":")[0] for p in problems):
+            continue
+        message = _message(item)
+        problems.append(message if location == "spec" else f"{location}: {message}")
     return "; ".join(problems)
 
 
@@ -226,8 +342,18 @@ def apply_overrides(document: dict, overrides: list[str]) -> dict:
     return document
 
 
+def parse_spec(document: Any, where: str) -> JobSpec:
+    """A validated spec from a parsed document; every problem is reported as one SpecError."""
+    if not isinstance(document, dict):
+        raise SpecError(f"{where} must be a mapping of keys (name, image, model, ...)")
+    try:
+        return JobSpec.model_validate(document)
+    except ValidationError as exc:
+        raise SpecError(f"{where}: {describe(exc)}") from exc
+
+
 def load_spec(path: Path, overrides: list[str] | None = None) -> JobSpec:
-    """Read, override and validate a spec file; every problem is reported as a SpecError."""
+    """Read, override and validate a spec file."""
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -236,10 +362,6 @@ def load_spec(path: Path, overrides: list[str] | None = None) -> JobSpec:
         raise SpecError(f"spec {path} cannot be read ({exc})") from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"spec {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(document, dict):
-        raise SpecError(f"spec {path} must be a mapping of keys (name, image, model, ...)")
-    document = apply_overrides(document, overrides or [])
-    try:
-        return JobSpec.model_validate(document)
-    except ValidationError as exc:
-        raise SpecError(f"spec {path}: {describe(exc)}") from exc
+    if isinstance(document, dict):
+        document = apply_overrides(document, overrides or [])
+    return parse_spec(document, f"spec {path}")

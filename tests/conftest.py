@@ -12,7 +12,7 @@ import pytest
 
 from jobprocess import JobProcess
 from job.checkpoints import ATTEMPTS, MANIFESTS, CheckpointLog, best_epoch, manifest_key
-from job.config import DeviceTarget
+from contract.settings import DeviceTarget
 from job.device import prepare_process
 from job.storage import S3Store, Store, open_store
 from job.storage.local import PART_SUFFIX

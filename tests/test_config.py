@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from job.config import Settings, help_text, known_variables, load_settings, required_variables
+from contract.settings import Settings, known_variables, required_variables
+from job.config import help_text, load_settings
 from job.errors import EXIT_BAD_INPUT, BadInput
 
 REQUIRED = {"FT_MODEL": "mindspore/1.6/googlenet_cifar10", "FT_TRAIN_DATA": "/data/train",

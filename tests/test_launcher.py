@@ -12,7 +12,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies
 
-from job.config import Settings, known_variables, required_variables
+from contract.settings import Settings, known_variables, required_variables
 from launcher.cli import KUBERNETES_VERSIONS, main
 from launcher.errors import EXIT_BAD_SPEC, SpecError
 from launcher.render import manifests, render

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from job import storage
-from job.config import PUBLIC_HUB, default_hub_cache
+from contract.paths import PUBLIC_HUB, default_hub_cache
 from job.errors import BadInput
 from job.hub.cache import HubCache
 from job.hub.descriptor import Asset, Descriptor, parse_descriptor

@@ -1,7 +1,8 @@
 """S3-compatible object storage through boto3: path-style addressing, retries, timeouts, clear errors.
 
-Endpoint and credentials come from the standard variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION), which boto3 reads as they are.
+Endpoint and region come from the standard variables (AWS_ENDPOINT_URL, AWS_DEFAULT_REGION), which boto3 reads
+as they are. Credentials come from files in a directory (a mounted Secret, so that no process environment
+holds them) or, without one, from boto3's own sources (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ~/.aws).
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
+from contract.pod import ACCESS_KEY_FILE, SECRET_KEY_FILE
 from job.errors import BadInput, Unavailable
 from job.storage.base import ObjectInfo
 from job.storage.local import copy_atomically
 from job.storage.uri import split_s3
+
+if TYPE_CHECKING:
+    from contract.settings import Settings
 
 AUTH_ERRORS = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
                "Forbidden", "403", "401"}
@@ -40,6 +45,31 @@ class StorageOptions:
     read_timeout: float = 60.0
     checksums: str = "when_supported"  # "when_required" for servers that reject botocore's default CRC32
     max_concurrency: int = 8
+    credentials_dir: Path | None = None  # files ACCESS_KEY_FILE and SECRET_KEY_FILE; None: boto3's own sources
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StorageOptions:
+        return cls(retry_mode=settings.s3_retry_mode.value, max_attempts=settings.s3_max_attempts,
+                   connect_timeout=settings.s3_connect_timeout, read_timeout=settings.s3_read_timeout,
+                   checksums=settings.s3_checksums.value, credentials_dir=settings.s3_credentials_dir)
+
+
+def read_credentials(directory: Path) -> dict[str, str]:
+    """The access key pair stored as files (one value each, trailing newline ignored), as boto3 arguments."""
+    values = {}
+    for argument, name in (("aws_access_key_id", ACCESS_KEY_FILE), ("aws_secret_access_key", SECRET_KEY_FILE)):
+        path = directory / name
+        try:
+            values[argument] = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise BadInput(f"S3 credentials file {path} is missing; mount the Secret with the keys "
+                           f"{ACCESS_KEY_FILE} and {SECRET_KEY_FILE} there (FT_S3_CREDENTIALS_DIR)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"S3 credentials file {path} cannot be read ({exc.__class__.__name__}); check the "
+                           f"mounted Secret and its file mode") from None
+        if not values[argument]:
+            raise BadInput(f"S3 credentials file {path} is empty; fill the Secret's key")
+    return values
 
 
 @functools.lru_cache(maxsize=8)
@@ -54,7 +84,8 @@ def s3_client(options: StorageOptions):
                     request_checksum_calculation=options.checksums,
                     response_checksum_validation=options.checksums,
                     max_pool_connections=max(10, options.max_concurrency * 2))
-    return boto3.session.Session().client("s3", config=config)
+    credentials = read_credentials(options.credentials_dir) if options.credentials_dir else {}
+    return boto3.session.Session(**credentials).client("s3", config=config)
 
 
 def _error_code(exc) -> str:
@@ -68,8 +99,9 @@ def translate(exc: Exception, location: str) -> Exception:
                                      PartialCredentialsError)
 
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return BadInput(f"no usable S3 credentials for {location}; set AWS_ACCESS_KEY_ID and "
-                        f"AWS_SECRET_ACCESS_KEY (from a Kubernetes Secret)")
+        return BadInput(f"no usable S3 credentials for {location}; name a Secret in storage.credentials_secret "
+                        f"(mounted as files, FT_S3_CREDENTIALS_DIR) or set AWS_ACCESS_KEY_ID and "
+                        f"AWS_SECRET_ACCESS_KEY")
     if isinstance(exc, ClientError):
         code = _error_code(exc)
         if code == "NoSuchBucket":

@@ -1,1 +1,0 @@
-"""Jinja2 templates of the Kubernetes manifests (installed as launcher.templates)."""

@@ -119,7 +119,7 @@ def _command_submit(arguments: argparse.Namespace) -> int:
     outcome = _follow(arguments, connection, spec.name)
     if outcome != 0 or not requirements:
         return outcome
-    met = check(spec.output, requirements)
+    met = check(spec, requirements)
     _report(arguments, {"name": spec.name, "quality_gate": "passed", "metrics": met},
             f"quality gate passed: {', '.join(f'{name}={value:g}' for name, value in met.items())}")
     return 0

@@ -78,12 +78,21 @@ def _calling(action: Callable, *args, **kwargs):
         raise ApiRefused(f"the API server cannot be reached ({exc}); check the kubeconfig and the network") from exc
 
 
-def submit(connection: Connection, documents: list[dict], dry_run: bool) -> list[str]:
-    """Create the manifests (server-side dry run if asked): the Job first, then the objects it owns (a
-    multi-pod job's Service), so deleting the Job deletes them too. Returns `Kind/name` of each."""
+def _creators(connection: Connection) -> dict[str, Callable]:
+    """How each kind the launcher renders is created."""
     from kubernetes import client
 
-    unknown = sorted({document["kind"] for document in documents} - {"Job", "Service"})
+    return {"Job": client.BatchV1Api(connection.api).create_namespaced_job,
+            "Service": client.CoreV1Api(connection.api).create_namespaced_service,
+            "NetworkPolicy": client.NetworkingV1Api(connection.api).create_namespaced_network_policy}
+
+
+def submit(connection: Connection, documents: list[dict], dry_run: bool) -> list[str]:
+    """Create the manifests (server-side dry run if asked; the server refuses unknown fields): the Job first,
+    then the objects it owns (a multi-pod job's Service, its NetworkPolicy), so deleting the Job deletes them
+    too. Returns `Kind/name` of each."""
+    creators = _creators(connection)
+    unknown = sorted({document["kind"] for document in documents} - set(creators))
     if unknown:
         raise SpecError(f"cannot submit a {unknown[0]}")
     created = []
@@ -91,14 +100,12 @@ def submit(connection: Connection, documents: list[dict], dry_run: bool) -> list
     dry = "All" if dry_run else None
     for document in sorted(documents, key=lambda item: item["kind"] != "Job"):
         namespace = document["metadata"].get("namespace", connection.namespace)
-        if document["kind"] == "Job":
-            job = _calling(client.BatchV1Api(connection.api).create_namespaced_job, namespace, document, dry_run=dry)
-            if job.metadata.uid:
-                owners.append({"apiVersion": "batch/v1", "kind": "Job", "name": job.metadata.name,
-                               "uid": job.metadata.uid})
-        else:
+        if document["kind"] != "Job":
             document = {**document, "metadata": {**document["metadata"], "ownerReferences": owners}}
-            _calling(client.CoreV1Api(connection.api).create_namespaced_service, namespace, document, dry_run=dry)
+        made = _calling(creators[document["kind"]], namespace, document, dry_run=dry, field_validation="Strict")
+        if document["kind"] == "Job" and made.metadata.uid:
+            owners.append({"apiVersion": "batch/v1", "kind": "Job", "name": made.metadata.name,
+                           "uid": made.metadata.uid})
         created.append(f"{document['kind']}/{document['metadata']['name']}")
     return created
 

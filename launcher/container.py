@@ -1,8 +1,8 @@
 """`launcher run --local --container`: the job in its image on this machine, run as the rendered pod would run it.
 
 The engine command is derived from the rendered Job manifest itself, not from the spec, so what runs here is
-what the cluster would run: the container's command, environment (Secret-backed variables taken from this
-machine's variables of the same name), user, read-only root filesystem, dropped capabilities, no privilege
+what the cluster would run: the container's command, environment, the S3 credentials Secret as read-only files
+(made from this machine's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), user, read-only root filesystem, dropped capabilities, no privilege
 escalation, memory limit, emptyDir volumes (fresh anonymous volumes; the memory-backed /dev/shm as the shm
 size). Locations in the environment that are paths on this machine (hub descriptor or mirror, data sets,
 output) are bind-mounted at the same absolute paths: inputs read-only, the output writable.
@@ -14,6 +14,7 @@ import os
 import signal
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -125,12 +126,20 @@ def _security_arguments(context: dict) -> list[str]:
     return arguments
 
 
-def _volume_arguments(pod: dict, container: dict) -> list[str]:
-    """emptyDirs as fresh anonymous volumes (removed with the container); a memory-backed /dev/shm as its size."""
+def _volume_arguments(pod: dict, container: dict, credentials: Path | None) -> list[str]:
+    """emptyDirs as fresh anonymous volumes (removed with the container); a memory-backed /dev/shm as its size;
+    a Secret volume as the `credentials` folder, read-only."""
     sources = {volume["name"]: volume for volume in pod.get("volumes", [])}
     arguments = []
     for mount in container.get("volumeMounts", []):
         volume = sources[mount["name"]]
+        if "secret" in volume:
+            if credentials is None:
+                raise SpecError(f"storage.credentials_secret: run --local --container makes the Secret's files from "
+                                f"this machine's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; set both (for "
+                                f"{volume['secret']['secretName']})")
+            arguments += ["--volume", f"{credentials}:{mount['mountPath']}:ro"]
+            continue
         if "emptyDir" not in volume:
             raise SpecError(f"run --local --container can only reproduce emptyDir volumes, not {mount['name']}")
         empty_dir = volume["emptyDir"] or {}
@@ -160,16 +169,12 @@ def _resource_arguments(engine: Engine, container: dict) -> list[str]:
 
 
 def _environment(container: dict, uid: int, gid: int, maps_own_user: bool) -> tuple[list[str], list[str]]:
-    """(engine -e flags, bind-mount flags): plain values literal, Secret-backed ones by name from this machine."""
+    """(engine -e flags, bind-mount flags), values literal."""
     variables, mounts = [], []
     for variable in container.get("env", []):
         name = variable["name"]
         if "valueFrom" in variable:
-            if "secretKeyRef" not in variable["valueFrom"]:
-                raise SpecError(f"run --local --container cannot reproduce env {name} from {variable['valueFrom']}")
-            if name in os.environ:
-                variables += ["--env", name]  # the engine copies the value from its own environment
-            continue
+            raise SpecError(f"run --local --container cannot reproduce env {name} from {variable['valueFrom']}")
         value = unescape_expansion(variable.get("value", ""))
         path = model_location(value) if name == "FT_MODEL" else (
             local_location(value) if name in READ_LOCATIONS + (OUTPUT_LOCATION,) else None)
@@ -190,8 +195,8 @@ def _environment(container: dict, uid: int, gid: int, maps_own_user: bool) -> tu
     return variables, [flag for mount in dict.fromkeys(mounts) for flag in ("--volume", mount)]
 
 
-def container_command(engine: Engine, documents: list[dict], *, network: str | None,
-                      name: str | None = None) -> list[str]:
+def container_command(engine: Engine, documents: list[dict], *, network: str | None, name: str | None = None,
+                      credentials: Path | None = None) -> list[str]:
     """The engine's `run` command line for the rendered Job's one container."""
     pod, container = _job_container(documents)
     context = _security_context(pod, container)
@@ -207,7 +212,7 @@ def container_command(engine: Engine, documents: list[dict], *, network: str | N
     if network:
         command += ["--network", network]
     variables, mounts = _environment(container, uid, gid, maps_own_user)
-    command += _security_arguments(context) + _volume_arguments(pod, container)
+    command += _security_arguments(context) + _volume_arguments(pod, container, credentials)
     command += _resource_arguments(engine, container) + mounts + variables
     entrypoint, *arguments = container["command"]
     return [*command, "--entrypoint", entrypoint, container["image"], *arguments, *container.get("args", [])]
@@ -216,10 +221,24 @@ def container_command(engine: Engine, documents: list[dict], *, network: str | N
 def run_container(spec: JobSpec, engine: Engine, network: str | None) -> int:
     """Run the job's container here; 0 when the job succeeded, 1 when it failed."""
     from launcher.local import job_outcome, require_one_pod
-    from launcher.render import manifests
 
     require_one_pod(spec)
-    command = container_command(engine, manifests(spec), network=network, name=f"{spec.name}-{os.getpid()}")
+    with tempfile.TemporaryDirectory(prefix="finetune-credentials-") as folder:
+        return job_outcome(_run(spec, engine, network, Path(folder) / "s3"))
+
+
+def _run(spec: JobSpec, engine: Engine, network: str | None, credentials: Path) -> int:
+    from launcher.local import write_credentials
+    from launcher.render import manifests
+
+    documents = manifests(spec)
+    pod, container = _job_container(documents)
+    context = _security_context(pod, container)
+    # As root the files go to the container's user; rootless podman maps this user to it.
+    owner = (int(context.get("runAsUser", 0)), int(context.get("runAsGroup", 0))) if os.geteuid() == 0 else None
+    written = bool(spec.storage.credentials_secret) and write_credentials(credentials, owner)
+    command = container_command(engine, documents, network=network, name=f"{spec.name}-{os.getpid()}",
+                                credentials=credentials if written else None)
     process = subprocess.Popen(command)
 
     def forward(signum: int, _frame) -> None:  # the engine passes the signal on to the container
@@ -234,4 +253,4 @@ def run_container(spec: JobSpec, engine: Engine, network: str | None) -> int:
     if code == ENGINE_START_FAILURE:
         raise EngineFailed(f"{engine.name} could not start the container (its message is above); for a missing "
                            f"image, build it with `make image` or set image: in the spec")
-    return job_outcome(code)
+    return code

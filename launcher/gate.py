@@ -6,8 +6,10 @@ import json
 import operator
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from launcher.errors import EXIT_BELOW_BAR, LauncherError, SpecError
+from launcher.spec import JobSpec
 
 REQUIREMENT = re.compile(r"^\s*([a-z0-9_]+)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
 COMPARE = {">=": operator.ge, "<=": operator.le}
@@ -36,23 +38,42 @@ class Requirement:
         return f"{self.metric}{self.comparison}{self.bound:g}"
 
 
-def read_metrics(output: str) -> dict:
-    """metrics.json of a run's output location (S3 credentials from the usual AWS_* variables)."""
-    from job.errors import JobError
-    from job.storage import open_store
+def _read(output: str, endpoint: str | None, region: str | None) -> bytes:
+    """metrics.json of an output location: a local path, or s3:// through the spec's endpoint and region (the
+    credentials are this machine's: AWS_* variables or ~/.aws)."""
+    if not output.startswith("s3://"):
+        return (Path(output.removeprefix("file://")) / "metrics.json").read_bytes()
+    import boto3
+    from botocore.config import Config
+
+    bucket, _, prefix = output.removeprefix("s3://").partition("/")
+    key = f"{prefix.rstrip('/')}/metrics.json" if prefix.strip("/") else "metrics.json"
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region,
+                                            config=Config(s3={"addressing_style": "path"}, connect_timeout=10,
+                                                          read_timeout=60, retries={"max_attempts": 3}))
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except client.exceptions.NoSuchKey:
+        raise FileNotFoundError(key) from None
+
+
+def read_metrics(output: str, endpoint: str | None = None, region: str | None = None) -> dict:
+    """metrics.json of a run's output location, parsed."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        return json.loads(open_store(output).get_bytes("metrics.json"))
+        return json.loads(_read(output, endpoint, region))
     except FileNotFoundError:
         raise BelowBar(f"no metrics.json in {output}: the job did not commit results there, so its quality is "
                        f"unknown") from None
-    except (JobError, ValueError) as exc:
+    except (BotoCoreError, ClientError, OSError, ValueError) as exc:
         raise BelowBar(f"metrics.json in {output} cannot be read ({exc})") from exc
 
 
-def check(output: str, requirements: list[Requirement]) -> dict:
-    """The summary values checked; BelowBar names every bar that is not met."""
-    summary = read_metrics(output).get("summary", {})
+def check(spec: JobSpec, requirements: list[Requirement]) -> dict:
+    """The summary values of the spec's output checked; BelowBar names every bar that is not met."""
+    output = spec.output
+    summary = read_metrics(output, spec.storage.endpoint, spec.storage.region).get("summary", {})
     missing = [str(r) for r in requirements if not isinstance(summary.get(r.metric), (int, float))]
     if missing:
         raise BelowBar(f"metrics.json in {output} has no value for {', '.join(missing)} (it has: "

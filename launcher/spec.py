@@ -11,6 +11,7 @@ import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
@@ -157,7 +158,8 @@ class Toleration(Strict):
 class JobSpec(Strict):
     """One fine-tuning job."""
 
-    name: DnsLabel = Field(description="Job name (DNS label, at most 52 characters).", max_length=JOB_NAME_MAX)
+    name: Annotated[str, _pattern(DNS_LABEL, JOB_NAME_MAX)] = Field(description="Job name (DNS label, at most 52 "
+                                                                            "characters).")
     namespace: Optional[DnsLabel] = Field(None, description="Namespace; unset: the kubeconfig context's.")
     image: Annotated[str, _pattern(NO_SPACE, 4096)] = Field(description="Container image holding the job.")
     model: Location = Field(description="Hub model id, descriptor URL or path (FT_MODEL).")
@@ -255,6 +257,17 @@ class JobSpec(Strict):
             raise ValueError(f"{size} bytes together, the API server's limit is {ANNOTATIONS_MAX_BYTES}; keep large "
                              f"data out of annotations")
         return value
+
+    @model_validator(mode="after")
+    def _urls_parse(self) -> JobSpec:
+        for where, url in (("model", self.model), ("settings.hub_mirror", self.settings.hub_mirror),
+                           ("storage.endpoint", self.storage.endpoint)):
+            if url and re.match(r"^https?://", url):
+                try:
+                    urlsplit(url).port
+                except ValueError as exc:
+                    raise ValueError(f"{where}: {url!r} is not a valid URL ({exc})") from None
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> JobSpec:

@@ -30,6 +30,7 @@ class FakeKube:
         self.jobs: dict[tuple[str, str], dict] = {}
         self.pods: dict[str, list[dict]] = {}  # job name -> pods
         self.services: dict[tuple[str, str], dict] = {}
+        self.network_policies: dict[tuple[str, str], dict] = {}
         self.version = 100
         self.requests: list[tuple[str, str]] = []
         self.watch_sessions: list[list] = []  # each: list of ("event", type, job) | ("gone",) | ("drop",)
@@ -121,12 +122,13 @@ class FakeKube:
                     return
                 parts = url.path.strip("/").split("/")  # apis batch v1 namespaces NS jobs | api v1 ... services
                 namespace, name = parts[parts.index("namespaces") + 1], body["metadata"]["name"]
-                if parts[-1] == "services":
+                if parts[-1] in ("services", "networkpolicies"):
+                    stored = fake.services if parts[-1] == "services" else fake.network_policies
                     with fake.lock:
-                        if (namespace, name) in fake.services:
+                        if (namespace, name) in stored:
                             return self._send(409, status_body(409, "AlreadyExists",
-                                                               f'services "{name}" already exists'))
-                        fake.services[(namespace, name)] = body
+                                                               f'{parts[-1]} "{name}" already exists'))
+                        stored[(namespace, name)] = body
                     return self._send(201, body)
                 if namespace == "forbidden":
                     return self._send(403, status_body(403, "Forbidden", f'jobs.batch is forbidden: User "ci" '

@@ -43,16 +43,20 @@ def _job(state: str | None = None, active: int = 0) -> dict:
 
 def test_submit_creates_the_job(kube, spec_file, capsys):
     assert main(["submit", str(spec_file), "--output", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"created": ["Job/tiny"], "dry_run": False}
+    assert json.loads(capsys.readouterr().out) == {"created": ["Job/tiny", "NetworkPolicy/tiny"], "dry_run": False}
     stored = kube.jobs[("ml", "tiny")]
     assert stored["spec"]["template"]["spec"]["containers"][0]["image"] == "finetune:1"
+    assert ("POST", "/apis/batch/v1/namespaces/ml/jobs?fieldValidation=Strict") in kube.requests
+    policy = kube.network_policies[("ml", "tiny")]
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == stored["metadata"]["uid"]  # deleted with the Job
 
 
 def test_a_multi_pod_job_owns_its_service(kube, tmp_path, capsys):
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump({**SPEC, "workers": 2}))
     assert main(["submit", str(path), "--output", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)["created"] == ["Job/tiny", "Service/tiny-workers"]
+    assert json.loads(capsys.readouterr().out)["created"] == ["Job/tiny", "Service/tiny-workers",
+                                                                "NetworkPolicy/tiny"]
     job, service = kube.jobs[("ml", "tiny")], kube.services[("ml", "tiny-workers")]
     assert service["metadata"]["ownerReferences"] == [{"apiVersion": "batch/v1", "kind": "Job", "name": "tiny",
                                                         "uid": job["metadata"]["uid"]}]  # deleted with the Job
@@ -61,7 +65,7 @@ def test_a_multi_pod_job_owns_its_service(kube, tmp_path, capsys):
 def test_dry_run_is_server_side_and_creates_nothing(kube, spec_file, capsys):
     assert main(["submit", str(spec_file), "--dry-run"]) == 0
     assert "dry run" in capsys.readouterr().out
-    assert ("POST", "/apis/batch/v1/namespaces/ml/jobs?dryRun=All") in kube.requests and not kube.jobs
+    assert ("POST", "/apis/batch/v1/namespaces/ml/jobs?dryRun=All&fieldValidation=Strict") in kube.requests and not kube.jobs
 
 
 @pytest.mark.parametrize("change, code_text, message", [

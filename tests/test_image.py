@@ -111,13 +111,13 @@ def _flags(command: list[str], flag: str) -> list[str]:
     return [command[index + 1] for index, value in enumerate(command) if value == flag]
 
 
-def test_container_command_reproduces_the_pod(tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA-LOCAL")
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+def test_container_command_reproduces_the_pod(tmp_path):
     spec = _spec(tmp_path)
     documents = manifests(spec)
-    pod = documents[-1]["spec"]["template"]["spec"]
-    command = container_command(PODMAN, documents, network="none")
+    pod = next(d for d in documents if d["kind"] == "Job")["spec"]["template"]["spec"]
+    with pytest.raises(SpecError, match="storage.credentials_secret: .*AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+        container_command(PODMAN, documents, network="none")
+    command = container_command(PODMAN, documents, network="none", credentials=tmp_path / "credentials")
     assert command[:3] == ["/usr/bin/podman", "run", "--rm"]
     context = {**pod["securityContext"], **pod["containers"][0]["securityContext"]}
     assert _flags(command, "--user") == [f"{context['runAsUser']}:{context['runAsGroup']}"] == ["10001:10001"]
@@ -128,9 +128,10 @@ def test_container_command_reproduces_the_pod(tmp_path, monkeypatch):
         str(16 * 1024 ** 3)]
     environment = _flags(command, "--env")
     assert "MESSAGE=costs $5 $(HOME)" in environment  # the manifest's doubled $ are literal again
-    assert "AWS_ACCESS_KEY_ID" in environment and "AKIA-LOCAL" not in " ".join(command)  # by name only
-    assert not any(value.startswith("AWS_SECRET_ACCESS_KEY") for value in environment)  # unset here: left out
+    assert not any(value.startswith("AWS_") for value in environment)  # no credential in the environment
+    assert "FT_S3_CREDENTIALS_DIR=/var/run/secrets/finetune/s3" in environment
     volumes = _flags(command, "--volume")
+    assert f"{tmp_path / 'credentials'}:/var/run/secrets/finetune/s3:ro" in volumes  # the Secret's files
     assert f"{tmp_path / 'hub'}:{tmp_path / 'hub'}:ro" in volumes
     assert f"{tmp_path / 'data' / 'train'}:{tmp_path / 'data' / 'train'}:ro" in volumes
     assert f"{tmp_path / 'out'}:{tmp_path / 'out'}" in volumes and (tmp_path / "out").is_dir()

@@ -5,6 +5,7 @@ out of rendered output and of the job's logs."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from test_launcher import EXAMPLES, MINIMAL
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|ACCESS_KEY|CREDENTIAL|PRIVATE", re.IGNORECASE)
 SECCOMP_TYPES = {"RuntimeDefault", "Localhost"}
 DISTINCTIVE_SECRET = "zq7-distinctive-secret-4f1c9e"
+LOCATION_SUFFIXES = ("_DIR", "_FILE", "_PATH")  # names a place where a secret is, not the secret
 
 
 def pod_specs(node: Any) -> Iterator[dict]:
@@ -79,8 +81,15 @@ def _container_violations(pod: dict, container: dict) -> Iterator[str]:
     if context.get("privileged"):
         yield "privileged: must not be set"
     for variable in container.get("env") or []:
-        if SECRET_NAME.search(variable["name"]) and "secretKeyRef" not in (variable.get("valueFrom") or {}):
-            yield f"inline secret: env {variable['name']} must come from valueFrom.secretKeyRef"
+        name, source = variable["name"], variable.get("valueFrom") or {}
+        if "secretKeyRef" in source:
+            yield (f"credentials in the environment: env {name} is inherited by every process; mount the Secret "
+                   f"as files")
+        elif SECRET_NAME.search(name) and not name.endswith(LOCATION_SUFFIXES):
+            yield f"inline secret: env {name} holds a secret-looking value; mount it from a Secret as a file"
+    for source in container.get("envFrom") or []:
+        if "secretRef" in source:
+            yield "credentials in the environment: envFrom secretRef; mount the Secret as files"
 
 
 def _pod_violations(pod: dict) -> Iterator[str]:
@@ -90,15 +99,54 @@ def _pod_violations(pod: dict) -> Iterator[str]:
     for volume in pod.get("volumes") or []:
         if "hostPath" in volume:
             yield f"hostPath: volume {volume.get('name')} mounts the node's filesystem"
-    if pod.get("automountServiceAccountToken") is not False and not pod.get("serviceAccountName"):
-        yield "automountServiceAccountToken: must be false unless a service account is configured"
+    if pod.get("automountServiceAccountToken") is not False:
+        yield "automountServiceAccountToken: must be false (the job never calls the Kubernetes API)"
+    if pod.get("enableServiceLinks") is not False:
+        yield "enableServiceLinks: must be false (Services would inject FT_*_SERVICE_* variables)"
+
+
+def _selects(policy: dict, labels: dict) -> bool:
+    selector = ((policy.get("spec") or {}).get("podSelector") or {}).get("matchLabels") or {}
+    return selector.items() <= labels.items()
+
+
+def _pod_labels(document: dict) -> Iterator[dict]:
+    """Labels of every pod template in an object (a bare Pod's own labels)."""
+    if document.get("kind") == "Pod":
+        yield (document.get("metadata") or {}).get("labels") or {}
+        return
+    node: Any = document
+    for key in ("spec", "jobTemplate", "spec", "template"):
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+    if isinstance(node, dict) and "metadata" in node:
+        yield node["metadata"].get("labels") or {}
+
+
+def unisolated_pods(documents: list[dict]) -> list[str]:
+    """Workloads whose pods no NetworkPolicy of the same set selects, for both directions."""
+    policies = [d for d in documents if d.get("kind") == "NetworkPolicy"
+                and {"Ingress", "Egress"} <= set((d.get("spec") or {}).get("policyTypes") or [])]
+    found = []
+    for document in documents:
+        if document.get("kind") == "NetworkPolicy" or not list(pod_specs(document)):
+            continue
+        for labels in _pod_labels(document):
+            if not any(_selects(policy, labels) for policy in policies):
+                found.append(f"{document.get('kind')}/{document['metadata'].get('name')}: network: no "
+                             f"NetworkPolicy (ingress and egress) selects its pods")
+    return found
 
 
 def violations(document: dict) -> list[str]:
     """Every rule the object breaks, as `Kind/name: where: rule: what`."""
     name = f"{document.get('kind')}/{(document.get('metadata') or {}).get('name')}"
-    found = [f"{name}: {path}: inline secret: a literal value under a secret-looking key"
-             for path in _literal_secrets(document, "")]
+    if (document.get("metadata") or {}).get("namespace") == "default":
+        found_namespace = [f"{name}: namespace: the default namespace is shared; name one"]
+    else:
+        found_namespace = []
+    found = found_namespace + [f"{name}: {path}: inline secret: a literal value under a secret-looking key"
+                               for path in _literal_secrets(document, "")]
     if document.get("kind") == "Secret":
         found.append(f"{name}: Secret: inline secret: manifests reference existing Secrets, never carry one")
     for pod in pod_specs(document):
@@ -126,12 +174,28 @@ def test_every_rendered_manifest_meets_the_policy(source, path):
         documents = render_chart(yaml.safe_load(path.read_text()) if path else REQUIRED)
     assert [pod for document in documents for pod in pod_specs(document)]  # the walk finds the pods
     assert [problem for document in documents for problem in violations(document)] == []
+    assert unisolated_pods(documents) == []
 
 
-def test_a_configured_service_account_may_mount_its_token():
-    job = manifests(JobSpec.model_validate({**MINIMAL, "service_account": "trainer"}))[0]
-    assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
-    assert violations(job) == []
+def test_a_token_is_mounted_only_when_asked_for():
+    named = manifests(JobSpec.model_validate({**MINIMAL, "service_account": "trainer"}))[0]
+    assert named["spec"]["template"]["spec"]["automountServiceAccountToken"] is False and violations(named) == []
+    asked = manifests(JobSpec.model_validate({**MINIMAL, "service_account": "trainer",
+                                              "service_account_token": True}))[0]
+    assert [problem for problem in violations(asked) if "automountServiceAccountToken" in problem]  # declared
+
+
+def test_pods_without_a_network_policy_are_found():
+    documents = manifests(JobSpec.model_validate({**MINIMAL, "workers": 2}))
+    assert unisolated_pods(documents) == []
+    without = [document for document in documents if document["kind"] != "NetworkPolicy"]
+    assert unisolated_pods(without) == ["Job/tiny: network: no NetworkPolicy (ingress and egress) selects its pods"]
+    policy = copy.deepcopy(next(document for document in documents if document["kind"] == "NetworkPolicy"))
+    policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] = "another-job"
+    assert unisolated_pods([*without, policy])
+    policy = copy.deepcopy(next(document for document in documents if document["kind"] == "NetworkPolicy"))
+    policy["spec"]["policyTypes"] = ["Ingress"]
+    assert unisolated_pods([*without, policy])
 
 
 DELETE = object()
@@ -173,11 +237,19 @@ def _apply(tree: dict, changes: dict[str, Any]) -> None:
     pytest.param({"automountServiceAccountToken": DELETE}, "automountServiceAccountToken", id="token-by-default"),
     pytest.param({"automountServiceAccountToken": True}, "automountServiceAccountToken",
                  id="token-without-service-account"),
+    pytest.param({"automountServiceAccountToken": True, "serviceAccountName": "trainer"},
+                 "automountServiceAccountToken", id="token-with-service-account"),
+    pytest.param({"enableServiceLinks": DELETE}, "enableServiceLinks", id="service-links"),
     pytest.param({"containers.0.env": [{"name": "DB_PASSWORD", "value": "hunter2"}]}, "env DB_PASSWORD",
                  id="secret-env-inline"),
     pytest.param({"containers.0.env": [{"name": "API_TOKEN", "valueFrom": {"configMapKeyRef": {"name": "c",
                                                                                                "key": "k"}}}]},
                  "env API_TOKEN", id="secret-env-from-a-config-map"),
+    pytest.param({"containers.0.env": [{"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {
+        "name": "s3", "key": "AWS_SECRET_ACCESS_KEY"}}}]}, "credentials in the environment",
+                 id="secret-env-from-a-secret"),
+    pytest.param({"containers.0.envFrom": [{"secretRef": {"name": "s3"}}]}, "credentials in the environment",
+                 id="secret-env-from-all-of-a-secret"),
     pytest.param({"initContainers": [{"name": "fetch", "image": "busybox"}]}, "container fetch",
                  id="init-container-checked"),
 ])
@@ -224,9 +296,45 @@ def test_launcher_output_never_holds_the_machines_credentials(tmp_path):
         assert result.returncode == 0, result.stderr
         assert DISTINCTIVE_SECRET not in result.stdout + result.stderr
         outputs[command] = result.stdout
-    env = next(yaml.safe_load_all(outputs["render"]))["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert {item["name"]: item["valueFrom"]["secretKeyRef"]["name"] for item in env if "valueFrom" in item} == {
-        "AWS_ACCESS_KEY_ID": "s3-credentials", "AWS_SECRET_ACCESS_KEY": "s3-credentials"}
+    pod = next(yaml.safe_load_all(outputs["render"]))["spec"]["template"]["spec"]
+    assert [volume["secret"]["secretName"] for volume in pod["volumes"] if "secret" in volume] == ["s3-credentials"]
+
+
+def test_the_default_namespace_is_flagged():
+    document = {"kind": "Job", "metadata": {"name": "x", "namespace": "default"}}
+    assert violations(document) == ["Job/x: namespace: the default namespace is shared; name one"]
+
+
+def test_a_job_reads_its_s3_credentials_only_from_mounted_files(tmp_path, s3_server, hub_root, digits_data):
+    """A real run against the real S3 server with the credentials as files, none in the environment."""
+    from conftest import HUB_ID, SHORT_RUN
+
+    credentials = tmp_path / "credentials"
+    credentials.mkdir(mode=0o700)
+    (credentials / "access-key-id").write_text(s3_server.environment["AWS_ACCESS_KEY_ID"] + "\n")
+    (credentials / "secret-access-key").write_text(s3_server.environment["AWS_SECRET_ACCESS_KEY"] + "\n")
+    bucket = s3_server.new_bucket()
+    train, evaluation = digits_data
+    environment = {key: value for key, value in job_environment(
+        **{**SHORT_RUN, "FT_EPOCHS": "1"}, FT_MODEL=HUB_ID, FT_HUB_MIRROR=str(hub_root),
+        FT_HUB_CACHE=str(tmp_path / "cache"), FT_TRAIN_DATA=str(train), FT_EVAL_DATA=str(evaluation),
+        FT_OUTPUT=f"s3://{bucket}/run", FT_S3_CREDENTIALS_DIR=str(credentials)).items()
+        if key not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    assert environment["AWS_ENDPOINT_URL"] == s3_server.endpoint
+    result = subprocess.run([sys.executable, "-m", "job"], env=environment, capture_output=True, text=True,
+                            check=False, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    stored = json.loads(s3_server.client().get_object(Bucket=bucket, Key="run/metrics.json")["Body"].read())
+    assert stored["summary"]["epochs"] == 1
+    (credentials / "secret-access-key").write_text("wrong\n")
+    refused = subprocess.run([sys.executable, "-m", "job", "--check"], env=environment, capture_output=True,
+                             text=True, check=False, timeout=300)
+    assert refused.returncode == EXIT_BAD_INPUT and "access to s3://" in refused.stderr
+    (credentials / "secret-access-key").unlink()
+    missing = subprocess.run([sys.executable, "-m", "job", "--check"], env=environment, capture_output=True,
+                             text=True, check=False, timeout=300)
+    assert missing.returncode == EXIT_BAD_INPUT
+    assert f"S3 credentials file {credentials / 'secret-access-key'} is missing" in missing.stderr
 
 
 @pytest.fixture(scope="module")

@@ -110,8 +110,9 @@ def test_the_image_writes_to_the_real_s3_server_with_secret_credentials(engine, 
     spec = _spec_file(tmp_path, demo_root, cpu_image, output=f"s3://{bucket}/run",
                       storage={"endpoint": s3_server.endpoint, "credentials_secret": "s3-credentials"},
                       settings={"epochs": 2, "export_mindir": False})
-    command = container_command(engine, manifests(load_spec(spec, [])), network="host")
-    assert s3_server.environment["AWS_SECRET_ACCESS_KEY"] not in " ".join(command)  # passed by name only
+    command = container_command(engine, manifests(load_spec(spec, [])), network="host",
+                                credentials=tmp_path / "credentials")
+    assert s3_server.environment["AWS_SECRET_ACCESS_KEY"] not in " ".join(command)  # mounted as files only
     result = _launcher(spec, "--network", "host")  # the server listens on the host's loopback
     assert result.returncode == 0, result.stderr[-3000:]
     stored = json.loads(s3_server.client().get_object(Bucket=bucket, Key="run/metrics.json")["Body"].read())

@@ -16,8 +16,9 @@ ARG MINDSPORE_VERSION=2.10.0
 
 # ---- The job's code, compiled once (the root filesystem is read-only: no bytecode is written later) ------
 FROM ${BASE_IMAGE} AS code
+COPY contract /opt/finetune/contract
 COPY job /opt/finetune/job
-RUN python -m compileall -q /opt/finetune/job
+RUN python -m compileall -q /opt/finetune/contract /opt/finetune/job
 
 # ---- The runtime: the base, the one system library MindSpore needs, the non-root user ---------------------
 FROM ${BASE_IMAGE} AS runtime

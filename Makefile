@@ -6,7 +6,11 @@ IMAGE ?= mindspore-finetune:dev
 # Extra flags for `python3 -m image.build`, e.g. BUILD_FLAGS="--base-image NAME" or "--mindspore-version 2.9.0".
 BUILD_FLAGS ?=
 
-.PHONY: demo test image image-test clean
+SCAN_VENV := .venv-scan
+SCANNER := $(SCAN_VENV)/bin/checkov
+SOURCES := contract job launcher charts image bench tests
+
+.PHONY: demo test test-fast lint image image-test clean
 
 # One virtual environment for the demo and the tests, rebuilt when pyproject.toml changes.
 $(INSTALLED): pyproject.toml
@@ -18,9 +22,26 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	$(BIN)/python -m job.demo
 
+# The policy scanner (checkov) pins many libraries of its own: it gets a virtual environment of its own.
+$(SCANNER):
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet checkov==3.3.30
+
+# Lint, format check, types, and the generated chart files up to date.
+lint: $(INSTALLED)
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy
+	$(BIN)/mypy --python-version 3.10 launcher contract
+	$(BIN)/python -m charts.generate --check
+
 # The container tests (tests/image) need built images: `make image-test` runs them.
-test: $(INSTALLED)
+test: $(INSTALLED) $(SCANNER) lint
 	$(BIN)/python -m pytest --ignore=tests/image
+
+# The edit-test loop: lint and every test that trains nothing (under a minute).
+test-fast: $(INSTALLED) $(SCANNER) lint
+	$(BIN)/python -m pytest --ignore=tests/image -m "not training" -q
 
 # The CPU image with podman or docker (standard library Python only: no virtual environment needed).
 image:
@@ -33,4 +54,4 @@ image-test: $(INSTALLED)
 	$(BIN)/python -m pytest tests/image --image $(IMAGE)
 
 clean:
-	rm -rf $(VENV) .demo build
+	rm -rf $(VENV) $(SCAN_VENV) .demo build

@@ -44,9 +44,25 @@ def _context(work: Path) -> Path:
 
 def _build(engine: Engine, context: Path, base: str, *flags: str) -> float:
     started = time.perf_counter()
-    subprocess.run([engine.command, "build", "--network", "host", "--build-arg", "DEVICE=cpu", "-t", TAG, *flags,
-                    "--build-arg", f"BASE_IMAGE={base}", str(context)], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            engine.command,
+            "build",
+            "--network",
+            "host",
+            "--build-arg",
+            "DEVICE=cpu",
+            "-t",
+            TAG,
+            *flags,
+            "--build-arg",
+            f"BASE_IMAGE={base}",
+            str(context),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
@@ -64,8 +80,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-image-") as work:
         base = ensure_base(engine, arguments.base_image, "auto", Path(work) / "base.log")
         context = _context(Path(work))
-        cold_flags = ["--no-cache", "--build-arg", "PIP_NO_CACHE_DIR=1",
-                      *(["--layers=false"] if engine.is_podman else [])]
+        cold_flags = [
+            "--no-cache",
+            "--build-arg",
+            "PIP_NO_CACHE_DIR=1",
+            *(["--layers=false"] if engine.is_podman else []),
+        ]
         series: dict[str, list[float]] = {"cold": [], "warm": [], "code change": []}
         _build(engine, context, base, *secret)  # fills the layer cache the warm and code-change builds use
         for run in range(arguments.runs):
@@ -82,14 +102,24 @@ def main() -> None:
     for name, values in series.items():
         print(f"{name + ':':<13} median {medians[name]:7.1f} s   runs {', '.join(f'{value:.1f}' for value in values)}")
     passed = medians["code change"] <= CODE_TARGET
-    print(f"code change rebuild: {medians['code change']:.1f} s (target <= {CODE_TARGET:g} s) "
-          f"{'PASS' if passed else 'MISS'}")
+    print(
+        f"code change rebuild: {medians['code change']:.1f} s (target <= {CODE_TARGET:g} s) "
+        f"{'PASS' if passed else 'MISS'}"
+    )
     ratios = [Ratio("code change", "cold"), Ratio("warm", "cold")]
     for ratio in ratios:
         print(ratio.line(medians))
     print(f"image size: {size / 1e9:.2f} GB")
-    write_json(arguments.json, "image_build", host, {"base": base, "engine": engine.name}, "s", series, ratios,
-               extra={"image_bytes": size, "code_target_seconds": CODE_TARGET, "passed": passed})
+    write_json(
+        arguments.json,
+        "image_build",
+        host,
+        {"base": base, "engine": engine.name},
+        "s",
+        series,
+        ratios,
+        extra={"image_bytes": size, "code_target_seconds": CODE_TARGET, "passed": passed},
+    )
 
 
 if __name__ == "__main__":

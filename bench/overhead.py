@@ -21,8 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from training import (JobTraining, Setup, arguments, interleaved, network, print_header, report, setup, training_set,
-                      warm_up)
+from training import (
+    JobTraining,
+    Setup,
+    arguments,
+    interleaved,
+    network,
+    print_header,
+    report,
+    setup,
+    training_set,
+    warm_up,
+)
 from workload import Ratio, machine
 
 import mindspore as ms
@@ -40,8 +50,9 @@ class BareTraining:
         settings = bench.settings
         model_network = network(bench)
         optimizer = build_optimizer(model_network, learning_rates, settings.momentum, settings.weight_decay)
-        self.model = ms.train.Model(model_network, nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing),
-                                    optimizer)
+        self.model = ms.train.Model(
+            model_network, nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), optimizer
+        )
         self.bench = bench
 
     def images_per_second(self, epochs: int) -> float:
@@ -62,8 +73,13 @@ def main() -> None:
         job = JobTraining(bench)
         bare = BareTraining(bench, job.trainer.rates)
         warmup = warm_up({"job": lambda: job.images_per_second(1), "bare": lambda: bare.images_per_second(1)})
-        series = interleaved({"job": lambda: job.images_per_second(options.epochs),
-                              "bare": lambda: bare.images_per_second(options.epochs)}, options.runs)
+        series = interleaved(
+            {
+                "job": lambda: job.images_per_second(options.epochs),
+                "bare": lambda: bare.images_per_second(options.epochs),
+            },
+            options.runs,
+        )
     report("overhead", host, settings, series, RATIO, options.json, {"warmup_seconds": warmup})
 
 

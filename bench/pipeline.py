@@ -22,8 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from training import (JobTraining, Setup, WaitTimed, arguments, interleaved, print_header, report, setup,
-                      training_set, warm_up)
+from training import (
+    JobTraining,
+    Setup,
+    WaitTimed,
+    arguments,
+    interleaved,
+    print_header,
+    report,
+    setup,
+    training_set,
+    warm_up,
+)
 from workload import Ratio, machine
 
 RATIO = Ratio("pipeline", "training", 2.0)
@@ -66,19 +76,41 @@ def main() -> None:
     host = machine()
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as scratch:
         bench = setup(Path(scratch), options.image_size, options.batch_size, 1 + options.runs * options.epochs)
-        settings = {**bench.describe(), "training_epochs_per_run": options.epochs,
-                    "pipeline_epochs_per_run": options.pipeline_epochs, "runs": options.runs}
+        settings = {
+            **bench.describe(),
+            "training_epochs_per_run": options.epochs,
+            "pipeline_epochs_per_run": options.pipeline_epochs,
+            "runs": options.runs,
+        }
         print_header("data pipeline alone vs training consumption, images/s", host, settings)
         training = WaitRecording(JobTraining(bench))
-        warmup = warm_up({"pipeline": lambda: pipeline_images_per_second(bench, 1),
-                          "training": lambda: training.training.images_per_second(1)})
-        series = interleaved({"pipeline": lambda: pipeline_images_per_second(bench, options.pipeline_epochs),
-                              "training": lambda: training.images_per_second(options.epochs)}, options.runs)
+        warmup = warm_up(
+            {
+                "pipeline": lambda: pipeline_images_per_second(bench, 1),
+                "training": lambda: training.training.images_per_second(1),
+            }
+        )
+        series = interleaved(
+            {
+                "pipeline": lambda: pipeline_images_per_second(bench, options.pipeline_epochs),
+                "training": lambda: training.images_per_second(options.epochs),
+            },
+            options.runs,
+        )
     wait_share = statistics.median(training.wait_shares)
-    print(f"training waited for batches {wait_share:.2%} of its time (median; runs: "
-          f"{', '.join(f'{share:.2%}' for share in training.wait_shares)})")
-    report("pipeline", host, settings, series, RATIO, options.json,
-           {"warmup_seconds": warmup, "training_wait_share": {"runs": training.wait_shares, "median": wait_share}})
+    print(
+        f"training waited for batches {wait_share:.2%} of its time (median; runs: "
+        f"{', '.join(f'{share:.2%}' for share in training.wait_shares)})"
+    )
+    report(
+        "pipeline",
+        host,
+        settings,
+        series,
+        RATIO,
+        options.json,
+        {"warmup_seconds": warmup, "training_wait_share": {"runs": training.wait_shares, "median": wait_share}},
+    )
 
 
 if __name__ == "__main__":

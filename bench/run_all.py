@@ -28,7 +28,10 @@ BENCHMARKS = {  # name -> (script, what the ratio compares)
     "storage": ("storage.py", "fine-tune to S3 (SeaweedFS on 127.0.0.1) vs to a local directory"),
     "scaling": ("scaling.py", "two msrun processes vs one, same global batch, same cores"),
     "launcher_start": ("launcher_start.py", "`launcher render` cold start vs bare `python -c pass`"),
-    "image_build": ("image_build.py", "CPU image rebuilds (code-only change, no change) vs a build with no layer cache"),
+    "image_build": (
+        "image_build.py",
+        "CPU image rebuilds (code-only change, no change) vs a build with no layer cache",
+    ),
 }
 
 
@@ -37,12 +40,20 @@ def _run(name: str, runs: int, work: Path) -> dict:
     script, _ = BENCHMARKS[name]
     path = work / f"{name}.json"
     started = time.perf_counter()
-    finished = subprocess.run([sys.executable, str(BENCH / script), "--runs", str(runs), "--json", str(path)],
-                              check=True, stdout=subprocess.PIPE, text=True)
+    finished = subprocess.run(
+        [sys.executable, str(BENCH / script), "--runs", str(runs), "--json", str(path)],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     print(finished.stdout, flush=True)
     result = json.loads(path.read_text())
-    result.update(wall_seconds=round(time.perf_counter() - started), date=time.strftime("%Y-%m-%d"), runs_each=runs,
-                  printed=finished.stdout.rstrip())
+    result.update(
+        wall_seconds=round(time.perf_counter() - started),
+        date=time.strftime("%Y-%m-%d"),
+        runs_each=runs,
+        printed=finished.stdout.rstrip(),
+    )
     return result
 
 
@@ -52,33 +63,49 @@ def _row(name: str, result: dict) -> str:
     for ratio in comparisons:
         verdict = "" if ratio.get("passed") is None else (" PASS" if ratio["passed"] else " MISS")
         target = "" if ratio.get("target") is None else f"{ratio.get('direction', '>=')} {ratio['target']:g}"
-        cells.append(f"{ratio['numerator']} / {ratio['denominator']} = **{ratio['value']:.3f}** "
-                     f"(target {target or 'none'}){verdict}")
+        cells.append(
+            f"{ratio['numerator']} / {ratio['denominator']} = **{ratio['value']:.3f}** "
+            f"(target {target or 'none'}){verdict}"
+        )
     medians = ", ".join(f"{key} {value:.4g}" for key, value in result["medians"].items())
     return f"| {name} | {BENCHMARKS[name][1]} | {medians} {result.get('unit', '')} | {'<br>'.join(cells)} |"
 
 
 def _render(outcomes: dict[str, dict]) -> str:
     host = next(iter(outcomes.values()))["machine"]
-    lines = ["# Benchmark results", "",
-             "Produced by `.venv/bin/python bench/run_all.py` (collected in `bench/results.json`); each benchmark "
-             "measures its baseline in the same invocation and reports medians.", "",
-             f"Machine: {host['cpu']}, {host['cores']} cores; Python {host['python']}, MindSpore {host['mindspore']}.",
-             "", "| benchmark | comparison | medians | ratio |", "|---|---|---|---|"]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Produced by `.venv/bin/python bench/run_all.py` (collected in `bench/results.json`); each benchmark "
+        "measures its baseline in the same invocation and reports medians.",
+        "",
+        f"Machine: {host['cpu']}, {host['cores']} cores; Python {host['python']}, MindSpore {host['mindspore']}.",
+        "",
+        "| benchmark | comparison | medians | ratio |",
+        "|---|---|---|---|",
+    ]
     lines += [_row(name, result) for name, result in outcomes.items()]
     notes = [f"- {name}: {result['note']}" for name, result in outcomes.items() if result.get("note")]
     lines += ["", "Notes:", "", *notes] if notes else []
     for name, result in outcomes.items():
-        lines += ["", f"## {name} ({result['date']}, {result['runs_each']} runs, {result['wall_seconds']} s)", "",
-                  "```", result["printed"], "```"]
+        lines += [
+            "",
+            f"## {name} ({result['date']}, {result['runs_each']} runs, {result['wall_seconds']} s)",
+            "",
+            "```",
+            result["printed"],
+            "```",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs per benchmark (medians are reported)")
-    parser.add_argument("--only", help="comma-separated subset of: " + ", ".join(BENCHMARKS) +
-                        "; the others keep their collected results")
+    parser.add_argument(
+        "--only",
+        help="comma-separated subset of: " + ", ".join(BENCHMARKS) + "; the others keep their collected results",
+    )
     arguments = parser.parse_args()
     names = arguments.only.split(",") if arguments.only else list(BENCHMARKS)
     unknown = sorted(set(names) - set(BENCHMARKS))

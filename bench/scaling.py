@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import HUB_ID, Ratio, describe, machine, prepare_workload, run_job, write_json  # noqa: E402
+from workload import HUB_ID, Ratio, describe, machine, prepare_workload, run_job, write_json
 
-from contract.settings import DeviceTarget  # noqa: E402
-from job.device import prepare_process  # noqa: E402
+from contract.settings import DeviceTarget
+from job.device import prepare_process
 
 GLOBAL_BATCH = 32
 
@@ -52,26 +52,53 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as scratch:
         work = Path(scratch)
         train, evaluation, hub_root = prepare_workload(work, list(range(10)))
-        base = {**{k: v for k, v in os.environ.items() if not k.startswith("FT_")}, "FT_MODEL": HUB_ID,
-                "FT_HUB_MIRROR": str(hub_root), "FT_HUB_CACHE": str(work / "hub-cache"), "FT_TRAIN_DATA": str(train),
-                "FT_EVAL_DATA": str(evaluation), "FT_EPOCHS": str(arguments.epochs), "FT_IMAGE_SIZE": "32",
-                "FT_BATCH_SIZE": str(GLOBAL_BATCH), "FT_HFLIP": "false", "FT_WARMUP_EPOCHS": "1",
-                "FT_LOG_EVERY": "1000", "FT_EXPORT_MINDIR": "false", "FT_SCRATCH_DIR": str(work)}
+        base = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("FT_")},
+            "FT_MODEL": HUB_ID,
+            "FT_HUB_MIRROR": str(hub_root),
+            "FT_HUB_CACHE": str(work / "hub-cache"),
+            "FT_TRAIN_DATA": str(train),
+            "FT_EVAL_DATA": str(evaluation),
+            "FT_EPOCHS": str(arguments.epochs),
+            "FT_IMAGE_SIZE": "32",
+            "FT_BATCH_SIZE": str(GLOBAL_BATCH),
+            "FT_HFLIP": "false",
+            "FT_WARMUP_EPOCHS": "1",
+            "FT_LOG_EVERY": "1000",
+            "FT_EXPORT_MINDIR": "false",
+            "FT_SCRATCH_DIR": str(work),
+        }
         for run in range(arguments.runs):  # interleaved, so drift hits both alike
             for processes in samples:
-                samples[processes].append(_throughput({**base, "FT_DEVICES_PER_WORKER": str(processes),
-                                                       "FT_OUTPUT": str(work / f"out-{processes}-{run}")}))
+                samples[processes].append(
+                    _throughput(
+                        {
+                            **base,
+                            "FT_DEVICES_PER_WORKER": str(processes),
+                            "FT_OUTPUT": str(work / f"out-{processes}-{run}"),
+                        }
+                    )
+                )
     series = {f"{processes} process{'es' if processes > 1 else ''}": values for processes, values in samples.items()}
     medians = {name: statistics.median(values) for name, values in series.items()}
     ratio = Ratio("2 processes", "1 process")
     print(f"machine: {describe(host)}")
-    print(f"fine-tune: GoogleNet, digits 0-9 at 32x32, global batch {GLOBAL_BATCH}, {arguments.epochs} epochs, "
-          f"{arguments.runs} runs per layout; both layouts share the {os.cpu_count()} cores")
+    print(
+        f"fine-tune: GoogleNet, digits 0-9 at 32x32, global batch {GLOBAL_BATCH}, {arguments.epochs} epochs, "
+        f"{arguments.runs} runs per layout; both layouts share the {os.cpu_count()} cores"
+    )
     for name, values in series.items():
         print(f"{name:<12} median {medians[name]:7.1f} images/s  (runs: {', '.join(f'{v:.1f}' for v in values)})")
     print(ratio.line(medians))
-    write_json(arguments.json, "scaling", host, {"global_batch": GLOBAL_BATCH, "epochs": arguments.epochs,
-                                                 "image_size": 32}, "images/s", series, [ratio])
+    write_json(
+        arguments.json,
+        "scaling",
+        host,
+        {"global_batch": GLOBAL_BATCH, "epochs": arguments.epochs, "image_size": 32},
+        "images/s",
+        series,
+        [ratio],
+    )
 
 
 if __name__ == "__main__":

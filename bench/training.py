@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from workload import Ratio, describe, write_json
 
@@ -70,20 +70,35 @@ class Setup:
 
     def describe(self) -> dict:
         settings = self.settings
-        return {"image_size": settings.image_size, "batch_size": settings.batch_size, "images": self.folder.size,
-                "classes": len(self.folder.classes), "steps_per_epoch": self.steps_per_epoch,
-                "num_workers": self.workers, "augment": settings.augment, "hflip": settings.hflip,
-                "crop_min_scale": settings.crop_min_scale, "log_every": settings.log_every,
-                "optimizer": f"Momentum {settings.momentum}, weight decay {settings.weight_decay:g}, warmup-cosine "
-                             f"lr up to {settings.lr_max:g}", "amp_level": settings.amp_level.value}
+        return {
+            "image_size": settings.image_size,
+            "batch_size": settings.batch_size,
+            "images": self.folder.size,
+            "classes": len(self.folder.classes),
+            "steps_per_epoch": self.steps_per_epoch,
+            "num_workers": self.workers,
+            "augment": settings.augment,
+            "hflip": settings.hflip,
+            "crop_min_scale": settings.crop_min_scale,
+            "log_every": settings.log_every,
+            "optimizer": f"Momentum {settings.momentum}, weight decay {settings.weight_decay:g}, warmup-cosine "
+            f"lr up to {settings.lr_max:g}",
+            "amp_level": settings.amp_level.value,
+        }
 
 
 def setup(work: Path, image_size: int, batch_size: int, epochs: int) -> Setup:
     """Digits 0-9 written once as image_size PNGs, the job's default settings for them, MindSpore configured
     as the job configures it (GRAPH mode on CPU, seeded)."""
     train_root, _ = write_digits(work / "digits", DIGITS, image_size=image_size)
-    settings = load_settings({**UNUSED_LOCATIONS, "FT_IMAGE_SIZE": str(image_size),
-                              "FT_BATCH_SIZE": str(batch_size), "FT_EPOCHS": str(epochs)})
+    settings = load_settings(
+        {
+            **UNUSED_LOCATIONS,
+            "FT_IMAGE_SIZE": str(image_size),
+            "FT_BATCH_SIZE": str(batch_size),
+            "FT_EPOCHS": str(epochs),
+        }
+    )
     configure(settings, device_id=0)
     return Setup(settings, data.scan_image_folder(train_root, "FT_TRAIN_DATA"))
 
@@ -91,16 +106,23 @@ def setup(work: Path, image_size: int, batch_size: int, epochs: int) -> Setup:
 def training_set(bench: Setup):
     """The job's training pipeline (build_dataset as the runner calls it, augmentation as configured)."""
     settings = bench.settings
-    return data.build_dataset(bench.folder, bench.folder.classes, training=True, augment=settings.augment,
-                              hflip=settings.hflip, crop_min_scale=settings.crop_min_scale,
-                              image_size=settings.image_size, batch_size=settings.batch_size, workers=bench.workers)
+    return data.build_dataset(
+        bench.folder,
+        bench.folder.classes,
+        training=True,
+        augment=settings.augment,
+        hflip=settings.hflip,
+        crop_min_scale=settings.crop_min_scale,
+        image_size=settings.image_size,
+        batch_size=settings.batch_size,
+        workers=bench.workers,
+    )
 
 
 def network(bench: Setup) -> nn.Cell:
     """GoogleNet with the job's new head, with the same initial weights on every call."""
     ms.set_seed(bench.settings.seed)
-    return fine_tune_network(googlenet(include_top=False), len(bench.folder.classes),
-                             bench.settings.freeze_backbone)
+    return fine_tune_network(googlenet(include_top=False), len(bench.folder.classes), bench.settings.freeze_backbone)
 
 
 class WaitTimed:
@@ -152,8 +174,7 @@ def warm_up(actions: dict[str, Callable[[], object]]) -> dict[str, float]:
         started = time.perf_counter()
         action()
         seconds[name] = round(time.perf_counter() - started, 2)
-    print("warm-up, not measured: " + ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items()),
-          flush=True)
+    print("warm-up, not measured: " + ", ".join(f"{name} {value:.1f} s" for name, value in seconds.items()), flush=True)
     return seconds
 
 
@@ -174,8 +195,15 @@ def print_header(title: str, host: dict, settings: dict) -> None:
     print("settings: " + ", ".join(f"{key} {value}" for key, value in settings.items()), flush=True)
 
 
-def report(name: str, host: dict, settings: dict, series: dict[str, list[float]], ratio: Ratio,
-           json_path: Path | None, extra: dict | None = None) -> None:
+def report(
+    name: str,
+    host: dict,
+    settings: dict,
+    series: dict[str, list[float]],
+    ratio: Ratio,
+    json_path: Path | None,
+    extra: dict | None = None,
+) -> None:
     """Print medians (with the per-run values) in images/s and the ratio; write the JSON results if asked."""
     medians = {key: statistics.median(values) for key, values in series.items()}
     for key, values in series.items():

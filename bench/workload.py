@@ -52,8 +52,14 @@ def run_job(environment: dict[str, str], command: list[str] | None = None) -> Jo
     """Run the real job (`python -m job` unless `command` is given) to success with this environment only."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     launched_at, started = time.time(), time.perf_counter()
-    finished = subprocess.run(command or [sys.executable, "-m", "job"], env=environment, check=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    finished = subprocess.run(
+        command or [sys.executable, "-m", "job"],
+        env=environment,
+        check=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
@@ -74,15 +80,28 @@ def machine() -> dict:
     """CPU model, cores, load average at the start, Python and MindSpore versions."""
     from importlib.metadata import version
 
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown CPU")
-    return {"cpu": model, "cores": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()],
-            "python": platform.python_version(), "mindspore": version("mindspore")}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "python": platform.python_version(),
+        "mindspore": version("mindspore"),
+    }
 
 
 def describe(host: dict) -> str:
-    return (f"{host['cpu']}, {host['cores']} cores, load average {host['load_average']} at start; "
-            f"Python {host['python']}, MindSpore {host['mindspore']}")
+    return (
+        f"{host['cpu']}, {host['cores']} cores, load average {host['load_average']} at start; "
+        f"Python {host['python']}, MindSpore {host['mindspore']}"
+    )
 
 
 @dataclass(frozen=True)
@@ -97,23 +116,48 @@ class Ratio:
     def result(self, medians: dict[str, float]) -> dict:
         value = medians[self.numerator] / medians[self.denominator]
         passed = None if self.target is None else (value <= self.target if self.at_most else value >= self.target)
-        return {"numerator": self.numerator, "denominator": self.denominator, "target": self.target,
-                "direction": "<=" if self.at_most else ">=", "value": round(value, 4), "passed": passed}
+        return {
+            "numerator": self.numerator,
+            "denominator": self.denominator,
+            "target": self.target,
+            "direction": "<=" if self.at_most else ">=",
+            "value": round(value, 4),
+            "passed": passed,
+        }
 
     def line(self, medians: dict[str, float]) -> str:
         outcome = self.result(medians)
-        target = "" if self.target is None else (f"  (target {outcome['direction']} {self.target:g}) "
-                                                 f"{'PASS' if outcome['passed'] else 'MISS'}")
+        target = (
+            ""
+            if self.target is None
+            else (f"  (target {outcome['direction']} {self.target:g}) {'PASS' if outcome['passed'] else 'MISS'}")
+        )
         return f"ratio {self.numerator} / {self.denominator}: {outcome['value']:.3f}{target}"
 
 
-def write_json(path: Path | None, name: str, host: dict, settings: dict, unit: str, series: dict[str, list[float]],
-               ratios: list[Ratio], extra: dict | None = None) -> None:
+def write_json(
+    path: Path | None,
+    name: str,
+    host: dict,
+    settings: dict,
+    unit: str,
+    series: dict[str, list[float]],
+    ratios: list[Ratio],
+    extra: dict | None = None,
+) -> None:
     """The results of one benchmark, in the form bench/run_all.py collects."""
     if path is None:
         return
     medians = {key: statistics.median(values) for key, values in series.items()}
     outcomes = [ratio.result(medians) for ratio in ratios]
-    document = {"benchmark": name, "machine": host, "settings": settings, "unit": unit, "runs": series,
-                "medians": medians, "ratio": outcomes[0] if len(outcomes) == 1 else outcomes, **(extra or {})}
+    document = {
+        "benchmark": name,
+        "machine": host,
+        "settings": settings,
+        "unit": unit,
+        "runs": series,
+        "medians": medians,
+        "ratio": outcomes[0] if len(outcomes) == 1 else outcomes,
+        **(extra or {}),
+    }
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

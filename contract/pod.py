@@ -24,11 +24,27 @@ SECRET_KEY_FILE = "secret-access-key"
 CREDENTIALS_MODE = 0o440  # owner root, group the pod's fsGroup: readable by the job's user only
 
 # Variables every manifest sets from the container layout, in order.
-LAYOUT_ENVIRONMENT = {"FT_HUB_CACHE": f"{CACHE}/hub", "FT_DATA_CACHE": f"{CACHE}/data", "FT_SCRATCH_DIR": SCRATCH,
-                      "HOME": f"{SCRATCH}/home", "MPLCONFIGDIR": f"{SCRATCH}/matplotlib"}
+LAYOUT_ENVIRONMENT = {
+    "FT_HUB_CACHE": f"{CACHE}/hub",
+    "FT_DATA_CACHE": f"{CACHE}/data",
+    "FT_SCRATCH_DIR": SCRATCH,
+    "HOME": f"{SCRATCH}/home",
+    "MPLCONFIGDIR": f"{SCRATCH}/matplotlib",
+}
 # Settings the manifest sets itself (from top-level spec keys or the container layout), never under `settings:`.
-RESERVED_SETTINGS = ("model", "train_data", "eval_data", "output", "hub_cache", "data_cache", "scratch_dir",
-                     "workers", "devices_per_worker", "worker_service", "s3_credentials_dir")
+RESERVED_SETTINGS = (
+    "model",
+    "train_data",
+    "eval_data",
+    "output",
+    "hub_cache",
+    "data_cache",
+    "scratch_dir",
+    "workers",
+    "devices_per_worker",
+    "worker_service",
+    "s3_credentials_dir",
+)
 # `env:` may not set these: the manifest manages them (FT_* through settings:, AWS_* through storage:).
 RESERVED_PREFIXES = (ENV_PREFIX, "AWS_")
 RESERVED_NAMES = ("HOME", "MPLCONFIGDIR", "JOB_NAME")
@@ -46,19 +62,33 @@ def termination_grace_seconds(term_grace_seconds: float | None) -> int:
 
 
 def pod_security_context() -> dict:
-    return {"runAsNonRoot": True, "runAsUser": USER_ID, "runAsGroup": USER_ID, "fsGroup": USER_ID,
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": USER_ID,
+        "runAsGroup": USER_ID,
+        "fsGroup": USER_ID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def container_security_context() -> dict:
-    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]}}
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
 
 
 def pod_failure_policy() -> dict:
     """Bad configuration or input fails the Job at once (a retry cannot help); preemption, eviction and node
     drain are not the job's fault and do not count against backoffLimit."""
-    return {"rules": [{"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "In",
-                                                             "values": [BAD_INPUT_EXIT_CODE]}},
-                      {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
-
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": [BAD_INPUT_EXIT_CODE]},
+            },
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }

@@ -43,95 +43,154 @@ class AmpLevel(str, Enum):
 class Settings(BaseSettings):
     """Fine-tuning job settings; each field is read from FT_<NAME IN UPPER CASE>."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False, extra="ignore",
-                                      use_enum_values=False, validate_default=True, allow_inf_nan=False)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        extra="ignore",
+        use_enum_values=False,
+        validate_default=True,
+        allow_inf_nan=False,
+    )
 
-    model: str = Field(description="Hub model: an id such as mindspore/1.6/googlenet_cifar10, a descriptor URL "
-                                   "ending in .md (https://, s3://, file://) or a local descriptor path.")
-    hub_mirror: str = Field(PUBLIC_HUB, description="Hub root holding mshub_res/assets/<id>.md: a base URL, a "
-                                                    "local directory or an s3:// prefix.")
-    hub_cache: Path = Field(default_factory=default_hub_cache,
-                            description="Directory caching descriptors and checkpoints (sha256-verified).")
-    hub_offline: bool = Field(False, description="Never use the network for the hub; fail if the cache lacks "
-                                                 "something.")
-    hub_network_dir: Path | None = Field(None, description="Opt-in: a local directory whose "
-                                                           "mindspore_hub_conf.py builds networks the job does not "
-                                                           "ship. Runs that code; unset means built-in networks only.")
+    model: str = Field(
+        description="Hub model: an id such as mindspore/1.6/googlenet_cifar10, a descriptor URL "
+        "ending in .md (https://, s3://, file://) or a local descriptor path."
+    )
+    hub_mirror: str = Field(
+        PUBLIC_HUB,
+        description="Hub root holding mshub_res/assets/<id>.md: a base URL, a local directory or an s3:// prefix.",
+    )
+    hub_cache: Path = Field(
+        default_factory=default_hub_cache,
+        description="Directory caching descriptors and checkpoints (sha256-verified).",
+    )
+    hub_offline: bool = Field(
+        False, description="Never use the network for the hub; fail if the cache lacks something."
+    )
+    hub_network_dir: Path | None = Field(
+        None,
+        description="Opt-in: a local directory whose "
+        "mindspore_hub_conf.py builds networks the job does not "
+        "ship. Runs that code; unset means built-in networks only.",
+    )
     train_data: str = Field(description="Training images in ImageFolder layout (one folder per class).")
-    eval_data: str = Field(description="Evaluation images in ImageFolder layout; classes must exist in the "
-                                       "training set.")
-    output: str = Field(description="Where checkpoints, metrics, plots and the MINDIR export are written: "
-                                    "s3://bucket/prefix or a local directory. A run resumes from what it holds.")
-    data_cache: Path = Field(default_factory=default_data_cache,
-                             description="Local copy of s3:// data sets (files already present and verified are "
-                                         "not downloaded again).")
-    scratch_dir: Path | None = Field(None, description="Local directory for checkpoints waiting to be committed "
-                                                       "and cached backbone features; unset means the system "
-                                                       "temporary directory.")
-    num_classes: int | None = Field(None, ge=2, description="Number of classes; unset means the number of class "
-                                                            "folders in FT_TRAIN_DATA, set means it must match.")
+    eval_data: str = Field(
+        description="Evaluation images in ImageFolder layout; classes must exist in the training set."
+    )
+    output: str = Field(
+        description="Where checkpoints, metrics, plots and the MINDIR export are written: "
+        "s3://bucket/prefix or a local directory. A run resumes from what it holds."
+    )
+    data_cache: Path = Field(
+        default_factory=default_data_cache,
+        description="Local copy of s3:// data sets (files already present and verified are not downloaded again).",
+    )
+    scratch_dir: Path | None = Field(
+        None,
+        description="Local directory for checkpoints waiting to be committed "
+        "and cached backbone features; unset means the system "
+        "temporary directory.",
+    )
+    num_classes: int | None = Field(
+        None,
+        ge=2,
+        description="Number of classes; unset means the number of class "
+        "folders in FT_TRAIN_DATA, set means it must match.",
+    )
     epochs: int = Field(60, ge=1, description="Training epochs.")
-    batch_size: int = Field(32, ge=1, description="Images per training step across all devices (the global batch); "
-                                                  "each device takes FT_BATCH_SIZE / (FT_WORKERS x "
-                                                  "FT_DEVICES_PER_WORKER).")
+    batch_size: int = Field(
+        32,
+        ge=1,
+        description="Images per training step across all devices (the global batch); "
+        "each device takes FT_BATCH_SIZE / (FT_WORKERS x "
+        "FT_DEVICES_PER_WORKER).",
+    )
     image_size: int = Field(224, ge=16, le=4096, description="Square input size in pixels.")
     lr_init: float = Field(0.0, ge=0, description="Learning rate at step 0 (start of the linear warmup).")
     lr_max: float = Field(0.01, gt=0, description="Learning rate at the end of the warmup (cosine peak).")
     lr_end: float = Field(0.0, ge=0, description="Learning rate the cosine decay ends at.")
-    warmup_epochs: float = Field(2.0, ge=0, description="Epochs of linear warmup from FT_LR_INIT to FT_LR_MAX "
-                                                        "(when unset: 2, or FT_EPOCHS if smaller).")
+    warmup_epochs: float = Field(
+        2.0,
+        ge=0,
+        description="Epochs of linear warmup from FT_LR_INIT to FT_LR_MAX (when unset: 2, or FT_EPOCHS if smaller).",
+    )
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum of the SGD optimizer.")
     weight_decay: float = Field(4e-5, ge=0, description="Weight decay; never applied to BatchNorm or bias.")
-    freeze_backbone: bool = Field(False, description="Train only the new head; backbone weights and BatchNorm "
-                                                     "statistics stay as loaded.")
+    freeze_backbone: bool = Field(
+        False, description="Train only the new head; backbone weights and BatchNorm statistics stay as loaded."
+    )
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing factor of the loss.")
-    augment: bool = Field(True, description="Random resized crop (and flip) for training; off means the eval "
-                                            "transform.")
+    augment: bool = Field(
+        True, description="Random resized crop (and flip) for training; off means the eval transform."
+    )
     hflip: bool = Field(True, description="Random horizontal flip when augmenting (turn off for text, digits).")
-    crop_min_scale: float = Field(0.08, gt=0, le=1, description="Smallest image area fraction of the random "
-                                                                "resized crop.")
+    crop_min_scale: float = Field(
+        0.08, gt=0, le=1, description="Smallest image area fraction of the random resized crop."
+    )
     device_target: DeviceTarget = Field(DeviceTarget.CPU, description="CPU, GPU or Ascend.")
     device_id: int = Field(0, ge=0, description="Device index on GPU or Ascend.")
-    workers: int = Field(1, ge=1, description="Pods training together (data parallel through msrun); above 1, "
-                                              "the pods of an Indexed Job.")
-    devices_per_worker: int = Field(1, ge=1, description="Training processes per pod, one per device (on CPU, "
-                                                         "processes sharing the pod's cores).")
-    worker_service: str | None = Field(None, description="Headless Service that is the pods' subdomain; pod 0 "
-                                                         "is reached as <job>-0.<service> (needed when "
-                                                         "FT_WORKERS > 1).")
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Pods training together (data parallel through msrun); above 1, the pods of an Indexed Job.",
+    )
+    devices_per_worker: int = Field(
+        1, ge=1, description="Training processes per pod, one per device (on CPU, processes sharing the pod's cores)."
+    )
+    worker_service: str | None = Field(
+        None,
+        description="Headless Service that is the pods' subdomain; pod 0 "
+        "is reached as <job>-0.<service> (needed when "
+        "FT_WORKERS > 1).",
+    )
     master_port: int = Field(8118, ge=1024, le=65535, description="Port of msrun's scheduler on pod 0.")
-    master_wait_seconds: float = Field(600, gt=0, description="How long to wait for pod 0's name to resolve and "
-                                                              "for all workers to join.")
-    amp_level: AmpLevel = Field(AmpLevel.O0, description="Mixed precision: O0 (fp32), O1, O2 (with dynamic loss "
-                                                         "scaling) or O3.")
+    master_wait_seconds: float = Field(
+        600, gt=0, description="How long to wait for pod 0's name to resolve and for all workers to join."
+    )
+    amp_level: AmpLevel = Field(
+        AmpLevel.O0, description="Mixed precision: O0 (fp32), O1, O2 (with dynamic loss scaling) or O3."
+    )
     seed: int = Field(1, ge=0, description="Seed for weights of the new head, shuffling and augmentation.")
     num_workers: int = Field(0, ge=0, description="Data pipeline workers; 0 means one per CPU core.")
     log_every: int = Field(10, ge=1, description="Training steps between progress lines.")
-    eval_every: int = Field(1, ge=0, description="Evaluate every N epochs (used to pick `best`); 0 evaluates "
-                                                 "only after the last epoch.")
+    eval_every: int = Field(
+        1, ge=0, description="Evaluate every N epochs (used to pick `best`); 0 evaluates only after the last epoch."
+    )
     export_mindir: bool = Field(True, description="Export the fine-tuned network with softmax as MINDIR.")
-    keep_checkpoints: int = Field(3, ge=0, description="Committed epochs to keep (the newest N, plus the best); 0 "
-                                                       "keeps all.")
-    gc_min_age_seconds: float = Field(900, ge=0, description="Uncommitted checkpoint and result uploads older "
-                                                             "than this are garbage (a live writer's are younger).")
-    term_grace_seconds: float = Field(25, ge=0, description="On SIGTERM, how long to let the in-flight commit "
-                                                            "finish before abandoning it.")
-    flush_timeout_seconds: float = Field(900, gt=0, description="At the end, how long to wait for pending "
-                                                                "commits (storage outage) before failing retryably.")
+    keep_checkpoints: int = Field(
+        3, ge=0, description="Committed epochs to keep (the newest N, plus the best); 0 keeps all."
+    )
+    gc_min_age_seconds: float = Field(
+        900,
+        ge=0,
+        description="Uncommitted checkpoint and result uploads older "
+        "than this are garbage (a live writer's are younger).",
+    )
+    term_grace_seconds: float = Field(
+        25, ge=0, description="On SIGTERM, how long to let the in-flight commit finish before abandoning it."
+    )
+    flush_timeout_seconds: float = Field(
+        900,
+        gt=0,
+        description="At the end, how long to wait for pending commits (storage outage) before failing retryably.",
+    )
     s3_retry_mode: RetryMode = Field(RetryMode.STANDARD, description="botocore retry mode: standard or adaptive.")
     s3_max_attempts: int = Field(5, ge=1, description="botocore attempts per S3 request.")
     s3_connect_timeout: float = Field(10, gt=0, description="Seconds to connect to the S3 endpoint.")
     s3_read_timeout: float = Field(60, gt=0, description="Seconds to wait for S3 to answer.")
-    s3_checksums: Checksums = Field(Checksums.WHEN_SUPPORTED, description="when_supported, or when_required for "
-                                                                          "servers that reject botocore's default "
-                                                                          "checksums.")
-    s3_credentials_dir: Path | None = Field(None, description="Directory holding the S3 credentials as the files "
-                                                              "access-key-id and secret-access-key (a mounted "
-                                                              "Secret); unset: boto3's own sources (AWS_* "
-                                                              "variables, ~/.aws).")
+    s3_checksums: Checksums = Field(
+        Checksums.WHEN_SUPPORTED,
+        description="when_supported, or when_required for servers that reject botocore's default checksums.",
+    )
+    s3_credentials_dir: Path | None = Field(
+        None,
+        description="Directory holding the S3 credentials as the files "
+        "access-key-id and secret-access-key (a mounted "
+        "Secret); unset: boto3's own sources (AWS_* "
+        "variables, ~/.aws).",
+    )
 
-    @field_validator("hub_network_dir", "scratch_dir", "hub_cache", "data_cache", "s3_credentials_dir",
-                     mode="before")
+    @field_validator("hub_network_dir", "scratch_dir", "hub_cache", "data_cache", "s3_credentials_dir", mode="before")
     @classmethod
     def _no_empty_path(cls, value):
         if isinstance(value, str) and not value.strip():
@@ -139,7 +198,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_schedule(self) -> "Settings":
+    def _check_schedule(self) -> Settings:
         problems = []
         if "warmup_epochs" not in self.model_fields_set:
             self.warmup_epochs = min(self.warmup_epochs, float(self.epochs))
@@ -150,11 +209,15 @@ class Settings(BaseSettings):
         if self.warmup_epochs > self.epochs:
             problems.append(f"FT_WARMUP_EPOCHS ({self.warmup_epochs}) must not exceed FT_EPOCHS ({self.epochs})")
         if self.batch_size % self.world_size:
-            problems.append(f"FT_BATCH_SIZE ({self.batch_size}) must be a multiple of the {self.world_size} "
-                            f"training processes (FT_WORKERS x FT_DEVICES_PER_WORKER)")
+            problems.append(
+                f"FT_BATCH_SIZE ({self.batch_size}) must be a multiple of the {self.world_size} "
+                f"training processes (FT_WORKERS x FT_DEVICES_PER_WORKER)"
+            )
         if self.workers > 1 and not self.worker_service:
-            problems.append(f"FT_WORKERS={self.workers} needs FT_WORKER_SERVICE, the headless Service naming the "
-                            f"pods (the launcher and the chart set it)")
+            problems.append(
+                f"FT_WORKERS={self.workers} needs FT_WORKER_SERVICE, the headless Service naming the "
+                f"pods (the launcher and the chart set it)"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -48,18 +48,29 @@ class Built:
 
 # Causes recognised in an engine's output, most specific first: (pattern, what to fix).
 CAUSES = [
-    (r"CERTIFICATE_VERIFY_FAILED", "pip does not trust the TLS certificate it is shown (a TLS-intercepting proxy?): "
-                                   "pass --pip-ca /path/to/ca-bundle.crt or set PIP_CERT"),
-    (r"No matching distribution found for (\S+)", "pip found no {0} on the package index: check "
-                                                  "--mindspore-package/--mindspore-version and the index"),
-    (r"(setting rlimit|setrlimit).*(not permitted|denied)",
-     "the engine's default ulimits exceed this machine's hard limits: set default_ulimits in containers.conf "
-     "(image/configure-engine.sh writes it)"),
-    (r"(Temporary failure in name resolution|Could not resolve|Network is unreachable|no such host)",
-     "the build cannot reach the network: check the machine's access to the package index and Debian's "
-     "mirrors (--network host is used for builds)"),
-    (r"E: (Unable to locate package|Failed to fetch|The repository)", "apt-get failed in the build: check access "
-                                                                      "to the base's package mirrors"),
+    (
+        r"CERTIFICATE_VERIFY_FAILED",
+        "pip does not trust the TLS certificate it is shown (a TLS-intercepting proxy?): "
+        "pass --pip-ca /path/to/ca-bundle.crt or set PIP_CERT",
+    ),
+    (
+        r"No matching distribution found for (\S+)",
+        "pip found no {0} on the package index: check --mindspore-package/--mindspore-version and the index",
+    ),
+    (
+        r"(setting rlimit|setrlimit).*(not permitted|denied)",
+        "the engine's default ulimits exceed this machine's hard limits: set default_ulimits in containers.conf "
+        "(image/configure-engine.sh writes it)",
+    ),
+    (
+        r"(Temporary failure in name resolution|Could not resolve|Network is unreachable|no such host)",
+        "the build cannot reach the network: check the machine's access to the package index and Debian's "
+        "mirrors (--network host is used for builds)",
+    ),
+    (
+        r"E: (Unable to locate package|Failed to fetch|The repository)",
+        "apt-get failed in the build: check access to the base's package mirrors",
+    ),
     (r"no space left on device", "the disk is full: free space for the engine's storage (podman system prune)"),
 ]
 
@@ -88,9 +99,16 @@ def run_logged(command: list[str], log: Path, what: str, stdin: subprocess.Popen
     with log.open("a", encoding="utf-8") as sink:
         sink.write(f"$ {' '.join(command)}\n")
         sink.flush()
-        process = subprocess.Popen(command, stdin=stdin.stdout if stdin else None, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, errors="replace")
+        process = subprocess.Popen(
+            command,
+            stdin=stdin.stdout if stdin else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
         output = []
+        assert process.stdout is not None  # stdout=PIPE
         for line in process.stdout:
             sink.write(line)
             output.append(line)
@@ -117,8 +135,10 @@ def ensure_base(engine: Engine, base: str, standin: str, log: Path) -> str:
         return base
     reason = (pulled.stderr.strip() or pulled.stdout.strip()).splitlines()[-1:] or ["no output"]
     if standin == "never":
-        raise BuildFailed(f"cannot pull the base image {base} ({reason[0]}): pass --base-image NAME, or "
-                          f"--standin auto to build a local stand-in for it")
+        raise BuildFailed(
+            f"cannot pull the base image {base} ({reason[0]}): pass --base-image NAME, or "
+            f"--standin auto to build a local stand-in for it"
+        )
     print(f"cannot pull {base}; building the local stand-in {STANDIN_BASE}", flush=True)
     return build_standin(engine, log)
 
@@ -132,17 +152,33 @@ def build_standin(engine: Engine, log: Path, mirror: str = "http://deb.debian.or
         if debootstrap is None:
             raise UsageError("building the stand-in base needs debootstrap: install it (apt-get install debootstrap)")
         if os.geteuid() != 0:
-            raise UsageError("building the stand-in base needs root (debootstrap); run as root or pass "
-                             "--base-image with an image of Python 3.11 on Debian bookworm")
+            raise UsageError(
+                "building the stand-in base needs root (debootstrap); run as root or pass "
+                "--base-image with an image of Python 3.11 on Debian bookworm"
+            )
         with tempfile.TemporaryDirectory(prefix="finetune-rootfs-") as rootfs:
-            run_logged([debootstrap, "--variant=minbase", "bookworm", rootfs, mirror], log,
-                       "the stand-in's debootstrap")
+            run_logged(
+                [debootstrap, "--variant=minbase", "bookworm", rootfs, mirror], log, "the stand-in's debootstrap"
+            )
             tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-            run_logged([engine.command, "import", "-", STANDIN_ROOTFS], log, "importing the stand-in's root",
-                       stdin=tar)
-    run_logged([engine.command, "build", "--network", "host", "--build-arg", f"STANDIN_ROOTFS={STANDIN_ROOTFS}",
-                "-f", str(ROOT / "image" / "standin.Containerfile"), "-t", STANDIN_BASE, str(ROOT / "image")],
-               log, "the stand-in base build")
+            run_logged([engine.command, "import", "-", STANDIN_ROOTFS], log, "importing the stand-in's root", stdin=tar)
+    run_logged(
+        [
+            engine.command,
+            "build",
+            "--network",
+            "host",
+            "--build-arg",
+            f"STANDIN_ROOTFS={STANDIN_ROOTFS}",
+            "-f",
+            str(ROOT / "image" / "standin.Containerfile"),
+            "-t",
+            STANDIN_BASE,
+            str(ROOT / "image"),
+        ],
+        log,
+        "the stand-in base build",
+    )
     return STANDIN_BASE
 
 
@@ -151,8 +187,7 @@ def project_version() -> str:
 
 
 def git_revision() -> str:
-    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                           check=False)
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
     return found.stdout.strip() if found.returncode == 0 else "unknown"
 
 
@@ -165,9 +200,22 @@ def device_tag(image: str, device: str) -> str:
 
 
 def build_image(engine: Engine, device: str, tag: str, base: str, arguments: argparse.Namespace) -> Built:
-    command = [engine.command, "build", "--network", "host", "--build-arg", f"DEVICE={device}", "-t", tag,
-               "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"VERSION={project_version()}",
-               "--build-arg", f"REVISION={git_revision()}"]
+    command = [
+        engine.command,
+        "build",
+        "--network",
+        "host",
+        "--build-arg",
+        f"DEVICE={device}",
+        "-t",
+        tag,
+        "--build-arg",
+        f"BASE_IMAGE={base}",
+        "--build-arg",
+        f"VERSION={project_version()}",
+        "--build-arg",
+        f"REVISION={git_revision()}",
+    ]
     if arguments.mindspore_package:
         command += ["--build-arg", f"MINDSPORE_PACKAGE={arguments.mindspore_package}"]
     if arguments.mindspore_version:
@@ -182,23 +230,41 @@ def build_image(engine: Engine, device: str, tag: str, base: str, arguments: arg
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python3 -m image.build", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    root = argparse.ArgumentParser(
+        prog="python3 -m image.build", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     root.add_argument("--device", action="append", choices=DEVICES, help="image to build (repeatable; default cpu)")
-    root.add_argument("--image", default="mindspore-finetune:dev",
-                      help="name:tag of the CPU image; other devices get a -<device> tag suffix")
-    root.add_argument("--base-image", default=None, help=f"base image (default {PUBLIC_BASE}; for ascend: a CANN "
-                                                         f"image with Python 3.11 as `python`)")
-    root.add_argument("--standin", choices=["never", "auto", "always"], default="never",
-                      help="build the local stand-in base (debootstrap) when the base cannot be pulled (auto) or "
-                           "always")
-    root.add_argument("--mindspore-package", default=None, help="MindSpore distribution (Dockerfile default: "
-                                                                "mindspore)")
+    root.add_argument(
+        "--image",
+        default="mindspore-finetune:dev",
+        help="name:tag of the CPU image; other devices get a -<device> tag suffix",
+    )
+    root.add_argument(
+        "--base-image",
+        default=None,
+        help=f"base image (default {PUBLIC_BASE}; for ascend: a CANN image with Python 3.11 as `python`)",
+    )
+    root.add_argument(
+        "--standin",
+        choices=["never", "auto", "always"],
+        default="never",
+        help="build the local stand-in base (debootstrap) when the base cannot be pulled (auto) or always",
+    )
+    root.add_argument(
+        "--mindspore-package", default=None, help="MindSpore distribution (Dockerfile default: mindspore)"
+    )
     root.add_argument("--mindspore-version", default=None, help="MindSpore version (Dockerfile default: 2.10.0)")
-    root.add_argument("--pip-ca", default=os.environ.get("PIP_CERT") or None,
-                      help="extra CA bundle pip inside the build trusts (default: $PIP_CERT)")
-    root.add_argument("--log-dir", type=Path, default=ROOT / "build" / "image",
-                      help="where each build's full output goes (default build/image)")
+    root.add_argument(
+        "--pip-ca",
+        default=os.environ.get("PIP_CERT") or None,
+        help="extra CA bundle pip inside the build trusts (default: $PIP_CERT)",
+    )
+    root.add_argument(
+        "--log-dir",
+        type=Path,
+        default=ROOT / "build" / "image",
+        help="where each build's full output goes (default build/image)",
+    )
     return root
 
 
@@ -207,13 +273,16 @@ def main(argv: list[str] | None = None) -> int:
     devices = list(dict.fromkeys(arguments.device or ["cpu"]))
     try:
         if "ascend" in devices and not arguments.base_image:
-            raise UsageError("--device ascend needs --base-image: a CANN image (the Ascend toolkit is not on a "
-                             "package index) with Python 3.11 as `python`")
+            raise UsageError(
+                "--device ascend needs --base-image: a CANN image (the Ascend toolkit is not on a "
+                "package index) with Python 3.11 as `python`"
+            )
         if arguments.pip_ca and not Path(arguments.pip_ca).is_file():
             raise UsageError(f"--pip-ca {arguments.pip_ca}: no such file")
         engine = find_engine()
-        base = ensure_base(engine, arguments.base_image or PUBLIC_BASE, arguments.standin,
-                           arguments.log_dir / "base.log")
+        base = ensure_base(
+            engine, arguments.base_image or PUBLIC_BASE, arguments.standin, arguments.log_dir / "base.log"
+        )
         for device in devices:
             print(f"building {device_tag(arguments.image, device)} ({device}) on {base} with {engine.name}", flush=True)
             built = build_image(engine, device, device_tag(arguments.image, device), base, arguments)

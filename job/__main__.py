@@ -18,8 +18,11 @@ def main(argv: list[str]) -> int:
         print(help_text())
         return EXIT_OK
     if argv not in ([], ["--check"]):
-        print(f"error: unexpected arguments {' '.join(argv)}; the job is configured by FT_* environment "
-              f"variables (python -m job --help)", file=sys.stderr)
+        print(
+            f"error: unexpected arguments {' '.join(argv)}; the job is configured by FT_* environment "
+            f"variables (python -m job --help)",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     try:
         settings = load_settings()
@@ -45,8 +48,10 @@ def main(argv: list[str]) -> int:
         return 130
     except Exception as exc:  # an unexpected fault: keep the traceback for a bug report, end with one line
         traceback.print_exc()
-        print(f"error: unexpected {type(exc).__name__}: {exc}; this is a bug, please report it with the "
-              f"traceback above", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc}; this is a bug, please report it with the traceback above",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
     print(json.dumps(summary))
     return EXIT_OK

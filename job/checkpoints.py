@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from job.errors import Conflict
 from job.storage.digest import sha256_of
@@ -57,12 +57,20 @@ class Manifest:
         return self.state.get("eval_top1")
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"format": FORMAT_VERSION, "epoch": self.epoch, "attempt": self.attempt,
-                           "files": list(self.files), "state": self.state,
-                           "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1).encode()
+        return json.dumps(
+            {
+                "format": FORMAT_VERSION,
+                "epoch": self.epoch,
+                "attempt": self.attempt,
+                "files": list(self.files),
+                "state": self.state,
+                "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=1,
+        ).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Manifest":
+    def from_bytes(cls, data: bytes) -> Manifest:
         document = json.loads(data)
         files = tuple(document["files"])
         for entry in files:
@@ -91,7 +99,7 @@ class CheckpointLog:
 
         Raises Conflict, after removing its own uploads, if another attempt committed this epoch first.
         """
-        entries = []
+        entries: list[dict] = []
         for name, path in sorted(files.items()):
             key = f"{ATTEMPTS}{self.attempt}/epoch-{epoch:06d}/{name}"
             entry = {"name": name, "key": key, "size": path.stat().st_size, "sha256": sha256_of(path)}
@@ -105,8 +113,10 @@ class CheckpointLog:
             return  # our own earlier try went through although its answer was lost
         self.store.delete([entry["key"] for entry in entries])
         writer = existing.attempt if existing else "another attempt"
-        raise Conflict(f"epoch {epoch} in {self.store.uri} was already committed by {writer}: another run writes "
-                       f"the same FT_OUTPUT; this one stops so the two do not mix (run one job per output)")
+        raise Conflict(
+            f"epoch {epoch} in {self.store.uri} was already committed by {writer}: another run writes "
+            f"the same FT_OUTPUT; this one stops so the two do not mix (run one job per output)"
+        )
 
     def read(self, key: str) -> Manifest | None:
         """The manifest at `key`, or None if it is missing or unreadable."""
@@ -169,5 +179,6 @@ class CheckpointLog:
         when older than `min_age_seconds`; this attempt's own files are never touched. Returns the count."""
         referenced = {entry["key"] for manifest in self.manifests() for entry in manifest.files}
         own = f"{ATTEMPTS}{self.attempt}/"
-        return delete_stale(self.store, ATTEMPTS, min_age_seconds,
-                            keep=lambda key: key in referenced or key.startswith(own))
+        return delete_stale(
+            self.store, ATTEMPTS, min_age_seconds, keep=lambda key: key in referenced or key.startswith(own)
+        )

@@ -92,12 +92,17 @@ class BackgroundCommitter:
                 self.error = exc
                 return
             except Exception as exc:  # a local fault (disk full) or a bug: stop the run, do not hang it
-                self.error = JobError(f"committing epoch {pending.epoch} failed unexpectedly "
-                                      f"({type(exc).__name__}: {exc})")
+                self.error = JobError(
+                    f"committing epoch {pending.epoch} failed unexpectedly ({type(exc).__name__}: {exc})"
+                )
                 return
             shutil.rmtree(pending.folder, ignore_errors=True)
-            self.progress.emit("committed", epoch=pending.epoch, seconds=round(time.perf_counter() - started, 3),
-                               pending=self._queue.qsize())
+            self.progress.emit(
+                "committed",
+                epoch=pending.epoch,
+                seconds=round(time.perf_counter() - started, 3),
+                pending=self._queue.qsize(),
+            )
             self._prune()
             return
 

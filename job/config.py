@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from contract import exits
 from contract.settings import ENV_PREFIX, Settings, env_name, known_variables
@@ -24,7 +25,7 @@ def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     location = error["loc"]
     if not location:
         return error["msg"].removeprefix("Value error, ")
@@ -40,25 +41,36 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     problems = _unknown_variables(environ)
     settings = None
-    values = {key[len(ENV_PREFIX):].lower(): value for key, value in environ.items()
-              if key.upper().startswith(ENV_PREFIX) and key.upper() in set(known_variables())}
+    values = {
+        key[len(ENV_PREFIX) :].lower(): value
+        for key, value in environ.items()
+        if key.upper().startswith(ENV_PREFIX) and key.upper() in set(known_variables())
+    }
     try:
         settings = Settings.model_validate(values)
     except ValidationError as exc:
         problems.extend(_describe(error) for error in exc.errors())
     if problems:
-        raise BadInput("invalid configuration: " + "; ".join(problems)
-                       + ". Fix these variables (python -m job --help lists them all).")
+        raise BadInput(
+            "invalid configuration: "
+            + "; ".join(problems)
+            + ". Fix these variables (python -m job --help lists them all)."
+        )
     assert settings is not None
     return settings
 
 
 def help_text() -> str:
     """`python -m job --help`, generated from the settings model."""
-    lines = ["usage: python -m job [--help | --check]", "",
-             "Fine-tunes a MindSpore Hub model and evaluates it. Configured only by environment variables:", "",
-             "  --check                    check the settings, output store, data locations and hub descriptor,",
-             "                             without training", ""]
+    lines = [
+        "usage: python -m job [--help | --check]",
+        "",
+        "Fine-tunes a MindSpore Hub model and evaluates it. Configured only by environment variables:",
+        "",
+        "  --check                    check the settings, output store, data locations and hub descriptor,",
+        "                             without training",
+        "",
+    ]
     for name, field in Settings.model_fields.items():
         if field.is_required():
             default = "required"
@@ -66,7 +78,10 @@ def help_text() -> str:
             value = field.get_default(call_default_factory=True)
             default = "unset" if value is None else f"default {getattr(value, 'value', value)}"
         lines.append(f"  {env_name(name):<26} {field.description} [{default}]")
-    lines += ["", "Storage uses the standard AWS_ENDPOINT_URL and AWS_DEFAULT_REGION; credentials come from the "
-              "files in FT_S3_CREDENTIALS_DIR or boto3's own sources (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).",
-              "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in exits.MEANINGS.items()) + "."]
+    lines += [
+        "",
+        "Storage uses the standard AWS_ENDPOINT_URL and AWS_DEFAULT_REGION; credentials come from the "
+        "files in FT_S3_CREDENTIALS_DIR or boto3's own sources (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).",
+        "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in exits.MEANINGS.items()) + ".",
+    ]
     return "\n".join(lines)

@@ -53,16 +53,20 @@ def scan_image_folder(root: Path, variable: str) -> ImageFolder:
     entries = sorted(root.iterdir())
     loose = [entry.name for entry in entries if _is_image(entry)]
     if loose:
-        raise BadInput(f"{variable}={root} holds images directly ({_listing(loose)}); move them into one "
-                       f"sub-folder per class (ImageFolder layout)")
+        raise BadInput(
+            f"{variable}={root} holds images directly ({_listing(loose)}); move them into one "
+            f"sub-folder per class (ImageFolder layout)"
+        )
     folders = [entry for entry in entries if entry.is_dir() and not entry.name.startswith(".")]
     if not folders:
         raise BadInput(f"{variable}={root} has no class folders; it needs one sub-folder of images per class")
     files = {folder.name: sorted(path for path in folder.iterdir() if _is_image(path)) for folder in folders}
     empty = [name for name, paths in files.items() if not paths]
     if empty:
-        raise BadInput(f"{variable}={root} has class folders without images ({_listing(empty)}); add "
-                       f"{'/'.join(sorted(IMAGE_SUFFIXES))} images or remove the folders")
+        raise BadInput(
+            f"{variable}={root} has class folders without images ({_listing(empty)}); add "
+            f"{'/'.join(sorted(IMAGE_SUFFIXES))} images or remove the folders"
+        )
     return ImageFolder(root, files)
 
 
@@ -87,12 +91,16 @@ def check_images_readable(folder: ImageFolder, variable: str, workers: int) -> N
 def check_classes(train: ImageFolder, evaluation: ImageFolder, num_classes: int | None) -> list[str]:
     """The class list (train folders, sorted); the eval set and FT_NUM_CLASSES must agree with it."""
     if num_classes is not None and num_classes != len(train.classes):
-        raise BadInput(f"FT_NUM_CLASSES={num_classes} but FT_TRAIN_DATA has {len(train.classes)} class folders "
-                       f"({_listing(train.classes)}); set FT_NUM_CLASSES={len(train.classes)} or fix the data")
+        raise BadInput(
+            f"FT_NUM_CLASSES={num_classes} but FT_TRAIN_DATA has {len(train.classes)} class folders "
+            f"({_listing(train.classes)}); set FT_NUM_CLASSES={len(train.classes)} or fix the data"
+        )
     unknown = sorted(set(evaluation.classes) - set(train.classes))
     if unknown:
-        raise BadInput(f"FT_EVAL_DATA has classes the training set lacks ({_listing(unknown)}); the model can "
-                       f"never predict them: add them to FT_TRAIN_DATA or remove them from FT_EVAL_DATA")
+        raise BadInput(
+            f"FT_EVAL_DATA has classes the training set lacks ({_listing(unknown)}); the model can "
+            f"never predict them: add them to FT_TRAIN_DATA or remove them from FT_EVAL_DATA"
+        )
     return train.classes
 
 
@@ -100,9 +108,19 @@ def worker_count(configured: int) -> int:
     return configured or os.cpu_count() or 1
 
 
-def build_dataset(folder: ImageFolder, classes: list[str], *, training: bool, augment: bool, hflip: bool,
-                  crop_min_scale: float, image_size: int, batch_size: int, workers: int,
-                  shard: tuple[int, int] | None = None):
+def build_dataset(
+    folder: ImageFolder,
+    classes: list[str],
+    *,
+    training: bool,
+    augment: bool,
+    hflip: bool,
+    crop_min_scale: float,
+    image_size: int,
+    batch_size: int,
+    workers: int,
+    shard: tuple[int, int] | None = None,
+):
     """Batched (image CHW float32, label int32) MindSpore dataset; decoding and transforms run in parallel."""
     import mindspore as ms
     import mindspore.dataset as ds
@@ -110,16 +128,22 @@ def build_dataset(folder: ImageFolder, classes: list[str], *, training: bool, au
 
     index = {name: classes.index(name) for name in folder.classes}
     num_shards, shard_id = shard if shard else (None, None)
-    dataset = ds.ImageFolderDataset(str(folder.root), num_parallel_workers=workers, shuffle=training,
-                                    extensions=folder.suffixes, class_indexing=index, decode=False,
-                                    num_shards=num_shards, shard_id=shard_id)
+    dataset = ds.ImageFolderDataset(
+        str(folder.root),
+        num_parallel_workers=workers,
+        shuffle=training,
+        extensions=folder.suffixes,
+        class_indexing=index,
+        decode=False,
+        num_shards=num_shards,
+        shard_id=shard_id,
+    )
     if training and augment:
         image_ops = [vision.RandomCropDecodeResize(image_size, scale=(crop_min_scale, 1.0))]
         if hflip:
             image_ops.append(vision.RandomHorizontalFlip())
     else:
-        image_ops = [vision.Decode(), vision.Resize(int(image_size / EVAL_RESIZE_RATIO)),
-                     vision.CenterCrop(image_size)]
+        image_ops = [vision.Decode(), vision.Resize(int(image_size / EVAL_RESIZE_RATIO)), vision.CenterCrop(image_size)]
     image_ops += [vision.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), vision.HWC2CHW()]
     dataset = dataset.map(image_ops, input_columns="image", num_parallel_workers=workers)
     dataset = dataset.map(transforms.TypeCast(ms.int32), input_columns="label", num_parallel_workers=1)

@@ -9,6 +9,7 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from job.errors import BadInput
 from job.storage import S3Store, StorageOptions, is_s3, local_path
@@ -27,8 +28,9 @@ def _local(location: str) -> tuple[Path, str]:
     root = local_path(location)
     if not root.is_dir():
         return root, ""  # the ImageFolder scan reports it
-    listing = sorted((path.relative_to(root).as_posix(), path.stat().st_size)
-                     for path in root.rglob("*") if path.is_file())
+    listing = sorted(
+        (path.relative_to(root).as_posix(), path.stat().st_size) for path in root.rglob("*") if path.is_file()
+    )
     return root, _fingerprint(listing)
 
 
@@ -40,18 +42,24 @@ def _load_index(target: Path) -> dict:
 
 
 def _is_current(target: Path, item: ObjectInfo, index: dict) -> bool:
-    known = index.get(item.key)
+    known: Any = index.get(item.key)  # an entry of the JSON index, or None
     path = target / item.key
-    return (bool(known) and known["etag"] == item.etag and path.is_file() and path.stat().st_size == item.size
-            and sha256_of(path) == known["sha256"])
+    return (
+        bool(known)
+        and known["etag"] == item.etag
+        and path.is_file()
+        and path.stat().st_size == item.size
+        and sha256_of(path) == known["sha256"]
+    )
 
 
 def _remote(location: str, variable: str, cache_root: Path, options: StorageOptions) -> tuple[Path, str]:
     store = S3Store(location, options)
     listing = [item for item in store.list("") if not item.key.endswith("/")]
     if not listing:
-        raise BadInput(f"{variable}={location} holds no objects; upload the images (one prefix per class) or "
-                       f"fix the location")
+        raise BadInput(
+            f"{variable}={location} holds no objects; upload the images (one prefix per class) or fix the location"
+        )
     target = cache_root / hashlib.sha256(location.encode()).hexdigest()[:20]
     index = _load_index(target)
     wanted = {item.key for item in listing}
@@ -64,11 +72,18 @@ def _remote(location: str, variable: str, cache_root: Path, options: StorageOpti
         fetched = list(pool.map(lambda item: store.get_file_version(item.key, item.etag, target / item.key), missing))
     changed = [item.key for item, ok in zip(missing, fetched) if not ok]
     if changed:
-        raise BadInput(f"{variable}={location} changed while it was being copied ({', '.join(changed[:5])}); "
-                       f"upload data sets before starting jobs on them, then run again")
-    new_index = {item.key: {"etag": item.etag, "size": item.size,
-                            "sha256": index[item.key]["sha256"] if ok else sha256_of(target / item.key)}
-                 for item, ok in zip(listing, current)}
+        raise BadInput(
+            f"{variable}={location} changed while it was being copied ({', '.join(changed[:5])}); "
+            f"upload data sets before starting jobs on them, then run again"
+        )
+    new_index = {
+        item.key: {
+            "etag": item.etag,
+            "size": item.size,
+            "sha256": index[item.key]["sha256"] if ok else sha256_of(target / item.key),
+        }
+        for item, ok in zip(listing, current)
+    }
     (target / INDEX).write_text(json.dumps(new_index))
     return target, _fingerprint(sorted((item.key, item.size, item.etag) for item in listing))
 

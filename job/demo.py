@@ -23,8 +23,15 @@ from job.config import load_settings
 
 HUB_ID = "local/1.0/googlenet_digits04"
 IMAGE_SIZE = 32
-COMMON = {"FT_IMAGE_SIZE": str(IMAGE_SIZE), "FT_BATCH_SIZE": "32", "FT_HFLIP": "false",
-          "FT_CROP_MIN_SCALE": "0.6", "FT_WARMUP_EPOCHS": "1", "FT_LOG_EVERY": "10", "FT_DEVICE_TARGET": "CPU"}
+COMMON = {
+    "FT_IMAGE_SIZE": str(IMAGE_SIZE),
+    "FT_BATCH_SIZE": "32",
+    "FT_HFLIP": "false",
+    "FT_CROP_MIN_SCALE": "0.6",
+    "FT_WARMUP_EPOCHS": "1",
+    "FT_LOG_EVERY": "10",
+    "FT_DEVICE_TARGET": "CPU",
+}
 PRETRAIN = {**COMMON, "FT_EPOCHS": "6", "FT_LR_MAX": "0.05", "FT_EXPORT_MINDIR": "false"}
 DEMO_SPEC = Path(__file__).resolve().parents[1] / "examples" / "demo-local.yaml"  # the fine-tuning settings
 
@@ -57,16 +64,33 @@ def publish_pretrained(root: Path, hub_root: Path) -> None:
 
     train, evaluation = digits_data(root, [0, 1, 2, 3, 4])
     output = root / "pretrain" / time.strftime("%Y%m%d-%H%M%S")
-    settings = load_settings({"FT_MODEL": "googlenet (from scratch)", "FT_TRAIN_DATA": str(train),
-                              "FT_EVAL_DATA": str(evaluation), "FT_OUTPUT": str(output), **PRETRAIN})
+    settings = load_settings(
+        {
+            "FT_MODEL": "googlenet (from scratch)",
+            "FT_TRAIN_DATA": str(train),
+            "FT_EVAL_DATA": str(evaluation),
+            "FT_OUTPUT": str(output),
+            **PRETRAIN,
+        }
+    )
     summary = run(settings, Progress(), backbone=googlenet(include_top=False))
     best = output / json.loads((output / "metrics.json").read_text())["artefacts"]["best_checkpoint"]
     network = googlenet(num_classes=5, include_top=True)  # the published asset holds the network alone
     load_checkpoint_into(network, best)
     ms.save_checkpoint(network, str(output / "googlenet_digits04.ckpt"))
-    publish(hub_root, HUB_ID, "googlenet", output / "googlenet_digits04.ckpt", **{
-        "backbone-name": "googlenet", "module-type": "cv", "fine-tunable": "True", "train-dataset": "digits 0-4",
-        "evaluation": f"top1 {summary['top1']:.4f}"})
+    publish(
+        hub_root,
+        HUB_ID,
+        "googlenet",
+        output / "googlenet_digits04.ckpt",
+        **{
+            "backbone-name": "googlenet",
+            "module-type": "cv",
+            "fine-tunable": "True",
+            "train-dataset": "digits 0-4",
+            "evaluation": f"top1 {summary['top1']:.4f}",
+        },
+    )
 
 
 def main() -> int:
@@ -74,8 +98,13 @@ def main() -> int:
     hub_root = root / "hub"
     publish_pretrained(root, hub_root)
     train, evaluation = digits_data(root, [5, 6, 7, 8, 9])
-    overrides = {"model": HUB_ID, "train_data": train, "eval_data": evaluation, "settings.hub_mirror": hub_root,
-                 "output": root / "runs" / time.strftime("%Y%m%d-%H%M%S")}
+    overrides = {
+        "model": HUB_ID,
+        "train_data": train,
+        "eval_data": evaluation,
+        "settings.hub_mirror": hub_root,
+        "output": root / "runs" / time.strftime("%Y%m%d-%H%M%S"),
+    }
     command = [sys.executable, "-m", "launcher", "run", "--local", str(DEMO_SPEC), "--workdir", str(root / "launcher")]
     for key, value in overrides.items():
         command += ["--set", f"{key}={value}"]

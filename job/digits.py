@@ -8,8 +8,9 @@ import numpy as np
 from PIL import Image
 
 
-def write_digits(root: Path, digits: list[int], image_size: int = 32, eval_fraction: float = 0.25,
-                 seed: int = 0) -> tuple[Path, Path]:
+def write_digits(
+    root: Path, digits: list[int], image_size: int = 32, eval_fraction: float = 0.25, seed: int = 0
+) -> tuple[Path, Path]:
     """Write train/ and eval/ ImageFolder trees of the given digits (a stratified split); returns both roots."""
     from sklearn.datasets import load_digits
 
@@ -24,6 +25,6 @@ def write_digits(root: Path, digits: list[int], image_size: int = 32, eval_fract
             folder.mkdir(parents=True, exist_ok=True)
             for index in chosen:
                 pixels = (bunch.images[index] * (255.0 / 16.0)).astype(np.uint8)
-                image = Image.fromarray(pixels, mode="L").resize((image_size, image_size), Image.BILINEAR)
+                image = Image.fromarray(pixels, mode="L").resize((image_size, image_size), Image.Resampling.BILINEAR)
                 image.convert("RGB").save(folder / f"{index:04d}.png")
     return train_root, eval_root

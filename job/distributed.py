@@ -11,7 +11,7 @@ import hashlib
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -69,16 +69,19 @@ class Topology:
             return
         from mindspore import Tensor, nn
 
-        statistics = [parameter for _, bn in cell.cells_and_names()
-                      if isinstance(bn, nn.BatchNorm2d) and bn.use_batch_statistics is not False
-                      for parameter in (bn.moving_mean, bn.moving_variance)]
+        statistics = [
+            parameter
+            for _, bn in cell.cells_and_names()
+            if isinstance(bn, nn.BatchNorm2d) and bn.use_batch_statistics is not False
+            for parameter in (bn.moving_mean, bn.moving_variance)
+        ]
         if not statistics:
             return
         values = [parameter.asnumpy() for parameter in statistics]
         flat = _sum_over_ranks(np.concatenate([value.ravel() for value in values])) / self.size
         offset = 0
         for parameter, value in zip(statistics, values):
-            parameter.set_data(Tensor(flat[offset:offset + value.size].reshape(value.shape).astype(value.dtype)))
+            parameter.set_data(Tensor(flat[offset : offset + value.size].reshape(value.shape).astype(value.dtype)))
             offset += value.size
 
     def check_identical(self, cell) -> str:
@@ -87,11 +90,13 @@ class Topology:
         if self.is_distributed:
             from mindspore import Tensor
 
-            mine = np.array([int(digest[i:i + 6], 16) for i in range(0, 24, 6)], dtype=np.float32)  # exact
+            mine = np.array([int(digest[i : i + 6], 16) for i in range(0, 24, 6)], dtype=np.float32)  # exact
             primary = _broadcast(Tensor(mine)).asnumpy()
             if _sum_over_ranks(np.array([float(not np.array_equal(mine, primary))], dtype=np.float32))[0]:
-                raise JobError(f"rank {self.rank}: parameters differ between ranks after training (digest "
-                               f"{digest[:16]}); the data-parallel setup is broken, please report it")
+                raise JobError(
+                    f"rank {self.rank}: parameters differ between ranks after training (digest "
+                    f"{digest[:16]}); the data-parallel setup is broken, please report it"
+                )
         return digest
 
     @contextmanager
@@ -162,8 +167,10 @@ def join(settings: Settings) -> Topology:
     init()
     size = get_group_size()
     if size != settings.world_size:
-        raise JobError(f"msrun started {size} training processes but FT_WORKERS x FT_DEVICES_PER_WORKER is "
-                       f"{settings.world_size}; start the job with `python -m job`, which runs msrun itself")
+        raise JobError(
+            f"msrun started {size} training processes but FT_WORKERS x FT_DEVICES_PER_WORKER is "
+            f"{settings.world_size}; start the job with `python -m job`, which runs msrun itself"
+        )
     ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True, device_num=size)
     rank = get_rank()
     return Topology(rank=rank, size=size, local_rank=rank % settings.devices_per_worker)

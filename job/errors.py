@@ -9,8 +9,19 @@ from contract.exits import OK as EXIT_OK
 from contract.exits import TERMINATED as EXIT_TERMINATED
 from contract.exits import UNAVAILABLE as EXIT_UNAVAILABLE
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_CONFLICT", "EXIT_INTERNAL", "EXIT_OK", "EXIT_TERMINATED", "EXIT_UNAVAILABLE",
-           "BadInput", "Conflict", "JobError", "Terminated", "Unavailable"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_CONFLICT",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_UNAVAILABLE",
+    "BadInput",
+    "Conflict",
+    "JobError",
+    "Terminated",
+    "Unavailable",
+]
 
 
 class JobError(Exception):

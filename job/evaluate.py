@@ -24,8 +24,7 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, classes: list
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(confusion, (labels, predicted), 1)
     support = confusion.sum(axis=1)
-    per_class = {name: (float(confusion[i, i] / support[i]) if support[i] else None)
-                 for i, name in enumerate(classes)}
+    per_class = {name: (float(confusion[i, i] / support[i]) if support[i] else None) for i, name in enumerate(classes)}
     return {
         "top1": float(np.mean(predicted == labels)),
         "top5": float(np.mean((ranked[:, :k] == labels[:, None]).any(axis=1))),

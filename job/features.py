@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import mindspore.dataset as ds
 import numpy as np
@@ -52,8 +52,13 @@ class FeatureSet:
     def dataset(self, *, training: bool, batch_size: int):
         """Batched (features float32, label int32) MindSpore dataset, like data.build_dataset's: when training,
         shuffled by the dataset seed (the same order as the image set's) and without the last partial batch."""
-        rows = ds.GeneratorDataset(self, column_names=["features", "label"], shuffle=training,
-                                   num_parallel_workers=1, python_multiprocessing=False)
+        rows = ds.GeneratorDataset(
+            self,
+            column_names=["features", "label"],
+            shuffle=training,
+            num_parallel_workers=1,
+            python_multiprocessing=False,
+        )
         return rows.batch(batch_size, drop_remainder=training)
 
 
@@ -75,24 +80,38 @@ def extract(cell: nn.Cell, images, count: int, width: int, path: Path, stop: Cal
     offset = 0
     for batch, batch_labels in images.create_tuple_iterator(num_epochs=1):
         size = batch_labels.shape[0]
-        features[offset:offset + size] = cell(batch).asnumpy()
-        labels[offset:offset + size] = batch_labels.asnumpy()
+        features[offset : offset + size] = cell(batch).asnumpy()
+        labels[offset : offset + size] = batch_labels.asnumpy()
         offset += size
         stop()
     features.flush()
     return FeatureSet(features[:offset], labels[:offset])
 
 
-def cache(network: WithHead, train_images, eval_images, counts: tuple[int, int], folder: Path, progress: Progress,
-          stop: Callable[[], None]) -> CachedFeatures:
+def cache(
+    network: WithHead,
+    train_images,
+    eval_images,
+    counts: tuple[int, int],
+    folder: Path,
+    progress: Progress,
+    stop: Callable[[], None],
+) -> CachedFeatures:
     """Run the frozen backbone once over the (unshuffled) training and evaluation images; reports
     `features_cached`."""
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     cell = PooledFeatures(network)
     width = network.head.classifier.in_channels
-    cached = CachedFeatures(extract(cell, train_images, counts[0], width, folder / "train.npy", stop),
-                            extract(cell, eval_images, counts[1], width, folder / "eval.npy", stop))
-    progress.emit("features_cached", train_images=len(cached.train), eval_images=len(cached.eval), width=width,
-                  seconds=round(time.perf_counter() - started, 3))
+    cached = CachedFeatures(
+        extract(cell, train_images, counts[0], width, folder / "train.npy", stop),
+        extract(cell, eval_images, counts[1], width, folder / "eval.npy", stop),
+    )
+    progress.emit(
+        "features_cached",
+        train_images=len(cached.train),
+        eval_images=len(cached.eval),
+        width=width,
+        seconds=round(time.perf_counter() - started, 3),
+    )
     return cached

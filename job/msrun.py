@@ -28,8 +28,10 @@ def pod_index(environ: dict[str, str], workers: int) -> int:
     if workers == 1:
         return 0
     if raw is None or not raw.isdigit() or int(raw) >= workers:
-        raise BadInput(f"FT_WORKERS={workers} but {INDEX_VARIABLE}={raw!r}; distributed runs are pods of an "
-                       f"Indexed Job with completions={workers} (render them with the launcher or the chart)")
+        raise BadInput(
+            f"FT_WORKERS={workers} but {INDEX_VARIABLE}={raw!r}; distributed runs are pods of an "
+            f"Indexed Job with completions={workers} (render them with the launcher or the chart)"
+        )
     return int(raw)
 
 
@@ -41,8 +43,10 @@ def master_address(hostname: str, index: int, service: str) -> str:
     """
     match = re.fullmatch(rf"(?P<job>[a-z0-9]([-a-z0-9]*[a-z0-9])?)-{index}", hostname.split(".")[0])
     if match is None:
-        raise BadInput(f"pod hostname {hostname!r} does not end in -{index} ({INDEX_VARIABLE}); distributed runs "
-                       f"need an Indexed Job's pods (render them with the launcher or the chart)")
+        raise BadInput(
+            f"pod hostname {hostname!r} does not end in -{index} ({INDEX_VARIABLE}); distributed runs "
+            f"need an Indexed Job's pods (render them with the launcher or the chart)"
+        )
     return f"{match['job']}-0.{service}"
 
 
@@ -55,18 +59,31 @@ def wait_until_resolvable(name: str, timeout: float, interval: float = 1.0) -> N
             return
         except socket.gaierror as exc:
             if time.monotonic() >= deadline:
-                raise Unavailable(f"pod 0's address {name} did not resolve within FT_MASTER_WAIT_SECONDS="
-                                  f"{timeout:g} ({exc.strerror}); check that the headless Service "
-                                  f"FT_WORKER_SERVICE exists and pod 0 is scheduled") from None
+                raise Unavailable(
+                    f"pod 0's address {name} did not resolve within FT_MASTER_WAIT_SECONDS="
+                    f"{timeout:g} ({exc.strerror}); check that the headless Service "
+                    f"FT_WORKER_SERVICE exists and pod 0 is scheduled"
+                ) from None
             time.sleep(interval)
 
 
 def msrun_command(settings: Settings, master: str, node_rank: int, log_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "mindspore.parallel.cluster.run", f"--worker_num={settings.world_size}",
-            f"--local_worker_num={settings.devices_per_worker}", f"--master_addr={master}",
-            f"--master_port={settings.master_port}", f"--node_rank={node_rank}", "--join=True",
-            f"--cluster_time_out={int(settings.master_wait_seconds)}", f"--log_dir={log_dir}",
-            "python", "-m", "job"]
+    return [
+        sys.executable,
+        "-m",
+        "mindspore.parallel.cluster.run",
+        f"--worker_num={settings.world_size}",
+        f"--local_worker_num={settings.devices_per_worker}",
+        f"--master_addr={master}",
+        f"--master_port={settings.master_port}",
+        f"--node_rank={node_rank}",
+        "--join=True",
+        f"--cluster_time_out={int(settings.master_wait_seconds)}",
+        f"--log_dir={log_dir}",
+        "python",
+        "-m",
+        "job",
+    ]
 
 
 def record_exit(code: int) -> None:
@@ -79,8 +96,10 @@ def record_exit(code: int) -> None:
 
 def workers_exit_code(status_dir: Path, launcher_code: int, terminated: bool) -> int:
     """The first failing worker's code (the cause; msrun kills the others), else 0 when msrun succeeded."""
-    codes = sorted(((path.stat().st_mtime, int(path.read_text() or EXIT_INTERNAL))
-                    for path in status_dir.glob("rank-*.exit")), key=lambda item: item[0])
+    codes = sorted(
+        ((path.stat().st_mtime, int(path.read_text() or EXIT_INTERNAL)) for path in status_dir.glob("rank-*.exit")),
+        key=lambda item: item[0],
+    )
     failures = [code for _, code in codes if code != 0]
     if failures:
         return failures[0]
@@ -118,10 +137,16 @@ def launch(settings: Settings, environ: dict[str, str] | None = None) -> int:
     status_dir = work / "status"
     status_dir.mkdir()
     python_dir = str(Path(sys.executable).parent)  # msrun starts workers with the `python` found on PATH
-    child_environ = {**environ, STATUS_DIR_VARIABLE: str(status_dir),
-                     "PATH": os.pathsep.join([python_dir, environ.get("PATH", "")])}
-    print(f"msrun: pod {index} of {settings.workers}, {settings.devices_per_worker} workers here, scheduler "
-          f"{master}:{settings.master_port}, logs in {work / 'logs'}", flush=True)
+    child_environ = {
+        **environ,
+        STATUS_DIR_VARIABLE: str(status_dir),
+        "PATH": os.pathsep.join([python_dir, environ.get("PATH", "")]),
+    }
+    print(
+        f"msrun: pod {index} of {settings.workers}, {settings.devices_per_worker} workers here, scheduler "
+        f"{master}:{settings.master_port}, logs in {work / 'logs'}",
+        flush=True,
+    )
     launcher = subprocess.Popen(msrun_command(settings, master, index, work / "logs"), env=child_environ)
     terminated = False
 
@@ -137,6 +162,9 @@ def launch(settings: Settings, environ: dict[str, str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
     code = workers_exit_code(status_dir, launcher_code, terminated)
     if code != 0:
-        print(f"error: the training processes of pod {index} ended with exit code {code}; the first failing "
-              f"worker's error is above (logs in {work / 'logs'})", file=sys.stderr)
+        print(
+            f"error: the training processes of pod {index} ended with exit code {code}; the first failing "
+            f"worker's error is above (logs in {work / 'logs'})",
+            file=sys.stderr,
+        )
     return code

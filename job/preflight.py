@@ -22,8 +22,18 @@ def check(settings: Settings) -> dict:
     open_store(settings.output, options).check_access()
     _check_data("FT_TRAIN_DATA", settings.train_data, settings)
     _check_data("FT_EVAL_DATA", settings.eval_data, settings)
-    entry = hub.resolve(settings.model, pretrained=False, mirror=settings.hub_mirror, cache_dir=settings.hub_cache,
-                        offline=settings.hub_offline, storage_options=options)
+    entry = hub.resolve(
+        settings.model,
+        pretrained=False,
+        mirror=settings.hub_mirror,
+        cache_dir=settings.hub_cache,
+        offline=settings.hub_offline,
+        storage_options=options,
+    )
     entry.descriptor.asset(hub.CHECKPOINT_FORMAT)  # the run needs a checkpoint: refuse its absence now
-    return {"check": "ok", "model": settings.model, "model_name": entry.descriptor.model_name,
-            "output": settings.output}
+    return {
+        "check": "ok",
+        "model": settings.model,
+        "model_name": entry.descriptor.model_name,
+        "output": settings.output,
+    }

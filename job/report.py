@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt
 
 
 def plot_training_curves(history: list[dict], path: Path) -> None:
@@ -18,8 +18,12 @@ def plot_training_curves(history: list[dict], path: Path) -> None:
     accuracy_axis.plot(epochs, [record["train_accuracy"] for record in history], marker="o", label="train")
     evaluated = [record for record in history if record["eval"]]
     if evaluated:
-        accuracy_axis.plot([record["epoch"] for record in evaluated], [record["eval"]["top1"] for record in evaluated],
-                           marker="s", label="eval top-1")
+        accuracy_axis.plot(
+            [record["epoch"] for record in evaluated],
+            [record["eval"]["top1"] for record in evaluated],
+            marker="s",
+            label="eval top-1",
+        )
     accuracy_axis.set(title="accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
     accuracy_axis.legend()
     figure.tight_layout()
@@ -31,16 +35,28 @@ def plot_confusion_matrix(confusion: list[list[int]], classes: list[str], path: 
     size = max(4.0, 0.45 * len(classes) + 2)
     figure, axis = plt.subplots(figsize=(size, size))
     image = axis.imshow(confusion, cmap="Blues")
-    axis.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted", ylabel="true",
-             title="confusion matrix")
+    axis.set(
+        xticks=range(len(classes)),
+        yticks=range(len(classes)),
+        xlabel="predicted",
+        ylabel="true",
+        title="confusion matrix",
+    )
     axis.set_xticklabels(classes, rotation=90)
     axis.set_yticklabels(classes)
     if len(classes) <= 30:
         limit = max(max(row) for row in confusion) / 2 if confusion else 0
         for row, counts in enumerate(confusion):
             for column, count in enumerate(counts):
-                axis.text(column, row, str(count), ha="center", va="center",
-                          color="white" if count > limit else "black", fontsize=8)
+                axis.text(
+                    column,
+                    row,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    color="white" if count > limit else "black",
+                    fontsize=8,
+                )
     figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -1,10 +1,10 @@
 """The run's final results in the output store, committed by metrics.json written last (never overwritten).
 
-    results/<attempt>/classes.json     class names in label order
-    results/<attempt>/model.mindir     network + softmax for serving
-    results/<attempt>/plots/*.png      training curves, confusion matrix
-    metrics.json                       summary, final metrics, history, and the keys of the files above and
-                                       of the best epoch's committed checkpoint
+results/<attempt>/classes.json     class names in label order
+results/<attempt>/model.mindir     network + softmax for serving
+results/<attempt>/plots/*.png      training curves, confusion matrix
+metrics.json                       summary, final metrics, history, and the keys of the files above and
+                                   of the best epoch's committed checkpoint
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class ResultWriter:
 
     def upload(self, label: str) -> None:
         key = self.artefacts[label]
-        self._uploads.append(self._pool.submit(self._put, key, self.staging / key[len(self.prefix):]))
+        self._uploads.append(self._pool.submit(self._put, key, self.staging / key[len(self.prefix) :]))
 
     def _put(self, key: str, path: Path) -> None:
         """Upload, waiting out a storage outage (as the checkpoint commits do) until the deadline."""
@@ -88,8 +88,10 @@ class ResultWriter:
             self._pool.shutdown(wait=True, cancel_futures=True)
         document = {**metrics, "artefacts": self.artefacts}
         if not self.store.put_bytes_if_absent(METRICS_KEY, json.dumps(document, indent=2).encode()):
-            raise Conflict(f"{self.store.uri}/{METRICS_KEY} was written by another run in the meantime; this "
-                           f"run's results stay under {self.prefix} and are not committed")
+            raise Conflict(
+                f"{self.store.uri}/{METRICS_KEY} was written by another run in the meantime; this "
+                f"run's results stay under {self.prefix} and are not committed"
+            )
 
     def abandon(self) -> None:
         self._stopped.set()

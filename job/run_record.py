@@ -11,15 +11,34 @@ from job.storage import Store
 RUN_KEY = "run.json"
 METRICS_KEY = "metrics.json"
 # Settings a resumed run must share with the run that wrote the checkpoints.
-RESUME_FIELDS = ("model", "epochs", "batch_size", "image_size", "lr_init", "lr_max", "lr_end", "warmup_epochs",
-                 "momentum", "weight_decay", "freeze_backbone", "label_smoothing", "augment", "hflip",
-                 "crop_min_scale", "amp_level", "seed")
+RESUME_FIELDS = (
+    "model",
+    "epochs",
+    "batch_size",
+    "image_size",
+    "lr_init",
+    "lr_max",
+    "lr_end",
+    "warmup_epochs",
+    "momentum",
+    "weight_decay",
+    "freeze_backbone",
+    "label_smoothing",
+    "augment",
+    "hflip",
+    "crop_min_scale",
+    "amp_level",
+    "seed",
+)
 
 
 def _record(settings: Settings, classes: list[str], fingerprints: dict[str, str]) -> dict:
     values = settings.model_dump(mode="json", include=set(RESUME_FIELDS))
-    return {"classes": classes, "settings": {env_name(name): values[name] for name in RESUME_FIELDS},
-            "data": fingerprints}
+    return {
+        "classes": classes,
+        "settings": {env_name(name): values[name] for name in RESUME_FIELDS},
+        "data": fingerprints,
+    }
 
 
 def claim(store: Store, settings: Settings, classes: list[str], fingerprints: dict[str, str]) -> bool:
@@ -36,15 +55,23 @@ def claim(store: Store, settings: Settings, classes: list[str], fingerprints: di
         stored = None
     if not (isinstance(stored, dict) and all(isinstance(stored.get(part, {}), dict) for part in ("settings", "data"))):
         raise BadInput(f"{store.uri}/{RUN_KEY} is damaged; use a new FT_OUTPUT")
-    differences = [f"{name} was {stored.get('settings', {}).get(name)!r}, now {value!r}"
-                   for name, value in record["settings"].items() if stored.get("settings", {}).get(name) != value]
+    differences = [
+        f"{name} was {stored.get('settings', {}).get(name)!r}, now {value!r}"
+        for name, value in record["settings"].items()
+        if stored.get("settings", {}).get(name) != value
+    ]
     if stored.get("classes") != classes:
         differences.append("the class list differs")
-    differences += [f"{name} changed since the run started" for name, value in fingerprints.items()
-                    if stored.get("data", {}).get(name) != value]
+    differences += [
+        f"{name} changed since the run started"
+        for name, value in fingerprints.items()
+        if stored.get("data", {}).get(name) != value
+    ]
     if differences:
-        raise BadInput(f"FT_OUTPUT={store.uri} holds another run ({'; '.join(differences)}); resuming needs the "
-                       f"same settings and data: restore them, or use a new FT_OUTPUT")
+        raise BadInput(
+            f"FT_OUTPUT={store.uri} holds another run ({'; '.join(differences)}); resuming needs the "
+            f"same settings and data: restore them, or use a new FT_OUTPUT"
+        )
     return False
 
 

@@ -12,7 +12,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import mindspore.dataset as ds
 from mindspore import nn
@@ -61,17 +62,25 @@ def _image_sets(settings: Settings, workers: int) -> tuple[data.ImageFolder, dat
     evaluation = data.scan_image_folder(eval_root, "FT_EVAL_DATA")
     classes = data.check_classes(train, evaluation, settings.num_classes)
     if train.size < settings.batch_size:
-        raise BadInput(f"FT_TRAIN_DATA has {train.size} images, fewer than FT_BATCH_SIZE={settings.batch_size}; "
-                       f"lower the batch size or add images")
+        raise BadInput(
+            f"FT_TRAIN_DATA has {train.size} images, fewer than FT_BATCH_SIZE={settings.batch_size}; "
+            f"lower the batch size or add images"
+        )
     data.check_images_readable(train, "FT_TRAIN_DATA", workers)
     data.check_images_readable(evaluation, "FT_EVAL_DATA", workers)
     return train, evaluation, classes, {"FT_TRAIN_DATA": train_print, "FT_EVAL_DATA": eval_print}
 
 
 def _hub_backbone(settings: Settings) -> nn.Cell:
-    return hub.load(settings.model, include_top=False, mirror=settings.hub_mirror, cache_dir=settings.hub_cache,
-                    offline=settings.hub_offline, network_dir=settings.hub_network_dir,
-                    storage_options=StorageOptions.from_settings(settings))
+    return hub.load(
+        settings.model,
+        include_top=False,
+        mirror=settings.hub_mirror,
+        cache_dir=settings.hub_cache,
+        offline=settings.hub_offline,
+        network_dir=settings.hub_network_dir,
+        storage_options=StorageOptions.from_settings(settings),
+    )
 
 
 def _is_eval_epoch(epoch: int, settings: Settings) -> bool:
@@ -86,8 +95,7 @@ def _best(history: list[dict]) -> dict | None:
 class Run:
     """The state shared by the phases of one run."""
 
-    def __init__(self, settings: Settings, progress: Progress, store: Store, scratch: Path,
-                 topology: Topology) -> None:
+    def __init__(self, settings: Settings, progress: Progress, store: Store, scratch: Path, topology: Topology) -> None:
         self.settings = settings
         self.progress = progress
         self.store = store
@@ -107,12 +115,14 @@ class Run:
         return history or [{"epoch": epoch} for epoch in range(1, completed + 1)]
 
     def _restore(self, trainer: Trainer) -> list[dict]:
-        removed = (self.log.collect_garbage(self.settings.gc_min_age_seconds)
-                   + collect_abandoned(self.store, self.settings.gc_min_age_seconds))
+        removed = self.log.collect_garbage(self.settings.gc_min_age_seconds) + collect_abandoned(
+            self.store, self.settings.gc_min_age_seconds
+        )
         if removed:
             self.progress.emit("garbage_collected", objects=removed)
-        restored = self.log.latest_verified(self.scratch, lambda epoch, problem: self.progress.emit(
-            "checkpoint_skipped", epoch=epoch, problem=problem))
+        restored = self.log.latest_verified(
+            self.scratch, lambda epoch, problem: self.progress.emit("checkpoint_skipped", epoch=epoch, problem=problem)
+        )
         if restored is None:
             return []
         trainer.restore(restored.files[STATE_FILE])
@@ -120,8 +130,16 @@ class Run:
         self.progress.emit("resumed", epoch=restored.manifest.epoch, attempt=restored.manifest.attempt)
         return list(restored.manifest.state["history"])
 
-    def train(self, trainer: Trainer, network: nn.Cell, folders, classes: list[str], history: list[dict],
-              committer: BackgroundCommitter | None, stop_requested: threading.Event) -> dict:
+    def train(
+        self,
+        trainer: Trainer,
+        network: nn.Cell,
+        folders,
+        classes: list[str],
+        history: list[dict],
+        committer: BackgroundCommitter | None,
+        stop_requested: threading.Event,
+    ) -> dict:
         """Train the remaining epochs; rank 0 evaluates and hands each epoch to the committer, and returns the
         last eval metrics (other ranks have no committer and return nothing).
 
@@ -129,8 +147,13 @@ class Run:
         the classifier alone on the cached features."""
         settings, topology = self.settings, self.topology
         workers = data.worker_count(settings.num_workers)
-        shared = dict(image_size=settings.image_size, workers=workers, augment=settings.augment,
-                      hflip=settings.hflip, crop_min_scale=settings.crop_min_scale)
+        shared: dict[str, Any] = dict(
+            image_size=settings.image_size,
+            workers=workers,
+            augment=settings.augment,
+            hflip=settings.hflip,
+            crop_min_scale=settings.crop_min_scale,
+        )
         shard = (topology.size, topology.rank) if topology.is_distributed else None
         per_device_batch = settings.batch_size // topology.size
         eval_set = data.build_dataset(folders[1], classes, training=False, batch_size=settings.batch_size, **shared)
@@ -143,10 +166,16 @@ class Run:
 
         cached = None
         if len(history) < settings.epochs and features.applies(settings, topology):
-            in_order = data.build_dataset(folders[0], classes, training=False, batch_size=settings.batch_size,
-                                          **shared)
-            cached = features.cache(network, in_order, eval_set, (folders[0].size, folders[1].size),
-                                    self.scratch / "features", self.progress, stop)
+            in_order = data.build_dataset(folders[0], classes, training=False, batch_size=settings.batch_size, **shared)
+            cached = features.cache(
+                network,
+                in_order,
+                eval_set,
+                (folders[0].size, folders[1].size),
+                self.scratch / "features",
+                self.progress,
+                stop,
+            )
             trainer.train_on_features()
             evaluated = network.head.classifier
             eval_set = cached.eval.dataset(training=False, batch_size=settings.batch_size)
@@ -157,8 +186,9 @@ class Run:
         for epoch in range(len(history) + 1, settings.epochs + 1):
             ds.config.set_seed(settings.seed * EPOCH_SEED_STRIDE + epoch)  # the same on every rank: one shuffle
             if cached is None:
-                train_set = data.build_dataset(folders[0], classes, training=True, batch_size=per_device_batch,
-                                               shard=shard, **shared)
+                train_set = data.build_dataset(
+                    folders[0], classes, training=True, batch_size=per_device_batch, shard=shard, **shared
+                )
             else:
                 train_set = cached.train.dataset(training=True, batch_size=per_device_batch)
             record = trainer.train_epoch(epoch, train_set, self.progress, stop)
@@ -187,13 +217,16 @@ class Run:
             if committer.error is not None:
                 raise committer.error
             if stop_requested.is_set():
-                raise Terminated("stopped by SIGTERM while committing; the next attempt resumes from the last "
-                                 "committed epoch")
+                raise Terminated(
+                    "stopped by SIGTERM while committing; the next attempt resumes from the last committed epoch"
+                )
             if time.monotonic() > deadline:
-                raise Unavailable(f"{committer.pending()} checkpoints could not be committed to "
-                                  f"{self.store.uri} within FT_FLUSH_TIMEOUT_SECONDS="
-                                  f"{self.settings.flush_timeout_seconds:g}; the next attempt resumes from the "
-                                  f"last committed epoch")
+                raise Unavailable(
+                    f"{committer.pending()} checkpoints could not be committed to "
+                    f"{self.store.uri} within FT_FLUSH_TIMEOUT_SECONDS="
+                    f"{self.settings.flush_timeout_seconds:g}; the next attempt resumes from the "
+                    f"last committed epoch"
+                )
 
     def committed_checkpoint(self, epoch: int) -> str:
         """The key of a committed epoch's training state (it loads into the network: extra optimizer entries
@@ -203,34 +236,47 @@ class Run:
             raise Unavailable(f"the manifest of epoch {epoch} is missing from {self.store.uri}; retry later")
         return next(entry["key"] for entry in manifest.files if entry["name"] == STATE_FILE)
 
-    def prepare_results(self, network: nn.Cell, classes: list[str], history: list[dict],
-                        final: dict) -> ResultWriter:
+    def prepare_results(self, network: nn.Cell, classes: list[str], history: list[dict], final: dict) -> ResultWriter:
         """Write and start uploading the result files that need no stored checkpoint, while the last
         commits finish."""
         writer = ResultWriter(self.store, self.attempt, self.scratch / "results", self.settings.flush_timeout_seconds)
         writer.add_json("classes", "classes.json", classes)
         plot_training_curves(history, writer.local("training_curves", "plots/training_curves.png"))
         writer.upload("training_curves")
-        plot_confusion_matrix(final["confusion_matrix"], classes,
-                              writer.local("confusion_matrix", "plots/confusion_matrix.png"))
+        plot_confusion_matrix(
+            final["confusion_matrix"], classes, writer.local("confusion_matrix", "plots/confusion_matrix.png")
+        )
         writer.upload("confusion_matrix")
         if self.settings.export_mindir:
             export_mindir(network, self.settings.image_size, writer.local("mindir", "model.mindir"))
             writer.upload("mindir")
         return writer
 
-    def commit_results(self, writer: ResultWriter, classes: list[str], history: list[dict], final: dict,
-                       started: float) -> dict:
+    def commit_results(
+        self, writer: ResultWriter, classes: list[str], history: list[dict], final: dict, started: float
+    ) -> dict:
         """Once every epoch is committed: point at the best epoch's checkpoint, write metrics.json."""
         settings = self.settings
         best = _best(history) or {"epoch": history[-1]["epoch"], "eval": {"top1": None}}
         writer.artefacts["best_checkpoint"] = self.committed_checkpoint(best["epoch"])
-        summary = {"top1": final["top1"], "top5": final["top5"], "best_top1": best["eval"]["top1"],
-                   "best_epoch": best["epoch"], "epochs": settings.epochs,
-                   "seconds": round(time.perf_counter() - started, 1),
-                   "metrics": f"{self.store.uri}/{run_record.METRICS_KEY}"}
-        writer.commit({"summary": summary, "final": final, "history": history, "classes": classes,
-                       "settings": settings.model_dump(mode="json")})
+        summary = {
+            "top1": final["top1"],
+            "top5": final["top5"],
+            "best_top1": best["eval"]["top1"],
+            "best_epoch": best["epoch"],
+            "epochs": settings.epochs,
+            "seconds": round(time.perf_counter() - started, 1),
+            "metrics": f"{self.store.uri}/{run_record.METRICS_KEY}",
+        }
+        writer.commit(
+            {
+                "summary": summary,
+                "final": final,
+                "history": history,
+                "classes": classes,
+                "settings": settings.model_dump(mode="json"),
+            }
+        )
         return summary
 
 
@@ -254,8 +300,9 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
     if topology.is_primary:
         store.check_access()
     with topology.pod_leader_first():  # one copy of s3:// data per pod
-        train_folder, eval_folder, classes, fingerprints = _image_sets(settings,
-                                                                       data.worker_count(settings.num_workers))
+        train_folder, eval_folder, classes, fingerprints = _image_sets(
+            settings, data.worker_count(settings.num_workers)
+        )
     finished = run_record.completed_summary(store) if topology.is_primary else None
     if topology.broadcast_int(finished is not None):
         if finished is None:
@@ -275,10 +322,18 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
         current = Run(settings, progress, store, scratch, topology)
         with termination_requested(honoured=topology.is_primary) as stop_requested:
             history = current.resume(trainer)
-            progress.emit("start", model=settings.model, classes=len(classes), train_images=train_folder.size,
-                          eval_images=eval_folder.size, device=settings.device_target.value,
-                          processes=topology.size, first_epoch=len(history) + 1, epochs=settings.epochs,
-                          attempt=current.attempt)
+            progress.emit(
+                "start",
+                model=settings.model,
+                classes=len(classes),
+                train_images=train_folder.size,
+                eval_images=eval_folder.size,
+                device=settings.device_target.value,
+                processes=topology.size,
+                first_epoch=len(history) + 1,
+                epochs=settings.epochs,
+                attempt=current.attempt,
+            )
             if not topology.is_primary:
                 current.train(trainer, network, (train_folder, eval_folder), classes, history, None, stop_requested)
                 summary = {"rank": topology.rank, "parameters_sha256": topology.check_identical(network)}
@@ -286,14 +341,17 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
                 return summary
             committer = BackgroundCommitter(current.log, progress, settings.keep_checkpoints)
             try:
-                final = current.train(trainer, network, (train_folder, eval_folder), classes, history, committer,
-                                      stop_requested)
+                final = current.train(
+                    trainer, network, (train_folder, eval_folder), classes, history, committer, stop_requested
+                )
                 digest = topology.check_identical(network)
                 writer = current.prepare_results(network, classes, history, final)
                 try:
                     current.flush(committer, stop_requested)
-                    return {**current.commit_results(writer, classes, history, final, started),
-                            **({"parameters_sha256": digest} if topology.is_distributed else {})}
+                    return {
+                        **current.commit_results(writer, classes, history, final, started),
+                        **({"parameters_sha256": digest} if topology.is_distributed else {}),
+                    }
                 finally:
                     writer.abandon()
             except Terminated:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import mindspore as ms
 import numpy as np
@@ -34,16 +34,19 @@ def fine_tune_network(backbone: nn.Cell, num_classes: int, freeze_backbone: bool
     return WithHead(backbone, num_classes)
 
 
-def build_optimizer(network: nn.Cell, learning_rates: list[float], momentum: float,
-                    weight_decay: float) -> nn.Optimizer:
+def build_optimizer(
+    network: nn.Cell, learning_rates: list[float], momentum: float, weight_decay: float
+) -> nn.Optimizer:
     """Momentum over the trainable parameters; no weight decay on BatchNorm gamma/beta or biases."""
     trainable = network.trainable_params()
     decay = [p for p in trainable if not p.name.endswith(NO_DECAY_SUFFIXES)]
     no_decay = [p for p in trainable if p.name.endswith(NO_DECAY_SUFFIXES)]
-    groups = [group for group in ({"params": decay, "weight_decay": weight_decay},
-                                  {"params": no_decay, "weight_decay": 0.0}) if group["params"]]
-    return nn.Momentum(groups, learning_rate=ms.Tensor(np.array(learning_rates, dtype=np.float32)),
-                       momentum=momentum)
+    groups = [
+        group
+        for group in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0})
+        if group["params"]
+    ]
+    return nn.Momentum(groups, learning_rate=ms.Tensor(np.array(learning_rates, dtype=np.float32)), momentum=momentum)
 
 
 class TrainStep(nn.Cell):
@@ -53,8 +56,9 @@ class TrainStep(nn.Cell):
     rank applies the same one, and the loss and count cover the global batch.
     """
 
-    def __init__(self, network: nn.Cell, loss_fn: nn.Cell, optimizer: nn.Optimizer, loss_scaler=None,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self, network: nn.Cell, loss_fn: nn.Cell, optimizer: nn.Optimizer, loss_scaler=None, world_size: int = 1
+    ) -> None:
         super().__init__(auto_prefix=False)
         self.network = network
         self.loss_fn = loss_fn
@@ -116,7 +120,7 @@ def _train_step(network: nn.Cell, optimizer: nn.Optimizer, settings: Settings, w
     if settings.amp_level is not AmpLevel.O0:
         network = ms.amp.auto_mixed_precision(network, settings.amp_level.value)
         if settings.amp_level in (AmpLevel.O2, AmpLevel.O3):
-            loss_scaler = ms.amp.DynamicLossScaler(scale_value=2.0 ** 16, scale_factor=2, scale_window=1000)
+            loss_scaler = ms.amp.DynamicLossScaler(scale_value=2.0**16, scale_factor=2, scale_window=1000)
     step = TrainStep(network, loss_fn, optimizer, loss_scaler, world_size)
     step.set_train()
     return step
@@ -132,8 +136,9 @@ class Trainer:
         self.network = network
         self.settings = settings
         self.world_size = world_size
-        self.rates = warmup_cosine(settings.lr_init, settings.lr_max, settings.lr_end, settings.warmup_epochs,
-                                   settings.epochs, steps_per_epoch)
+        self.rates = warmup_cosine(
+            settings.lr_init, settings.lr_max, settings.lr_end, settings.warmup_epochs, settings.epochs, steps_per_epoch
+        )
         self.optimizer = build_optimizer(network, self.rates, settings.momentum, settings.weight_decay)
         self.step = _train_step(network, self.optimizer, settings, world_size)
         self.active_step = self.step  # what train_epoch runs
@@ -143,8 +148,9 @@ class Trainer:
         head's classifier alone (in the precision the network's mixed precision gave it), sharing with `step` the
         parameters, the optimizer (moments, step counter: the schedule) and the loss scale; `step` still saves
         and restores the whole network."""
-        self.active_step = TrainStep(self.network.head.classifier, self.step.loss_fn, self.optimizer,
-                                     self.step.loss_scaler, self.world_size)
+        self.active_step = TrainStep(
+            self.network.head.classifier, self.step.loss_fn, self.optimizer, self.step.loss_scaler, self.world_size
+        )
         self.active_step.set_train()
 
     @property
@@ -159,8 +165,10 @@ class Trainer:
     def restore(self, path: Path) -> None:
         missing, _ = ms.load_param_into_net(self.step, ms.load_checkpoint(str(path)), strict_load=True)
         if missing:
-            raise BadInput(f"checkpoint {path} lacks {len(missing)} parameters of this run ({missing[0]} ...); it "
-                           f"was written by another network or optimizer")
+            raise BadInput(
+                f"checkpoint {path} lacks {len(missing)} parameters of this run ({missing[0]} ...); it "
+                f"was written by another network or optimizer"
+            )
 
     def train_epoch(self, epoch: int, batches, progress: Progress, stop: Callable[[], None]) -> EpochRecord:
         """One pass over `batches`; `stop()` is called after every step and raises to end the run early."""
@@ -179,11 +187,22 @@ class Trainer:
             global_step = self.global_step
             if global_step % self.settings.log_every == 0:
                 now = time.perf_counter()
-                progress.emit("step", epoch=epoch, step=global_step, loss=round(loss_sum / seen, 5),
-                              accuracy=round(correct_sum / seen, 5), lr=self.rates[global_step - 1],
-                              images_per_second=round(window_seen / (now - window_started), 2))
+                progress.emit(
+                    "step",
+                    epoch=epoch,
+                    step=global_step,
+                    loss=round(loss_sum / seen, 5),
+                    accuracy=round(correct_sum / seen, 5),
+                    lr=self.rates[global_step - 1],
+                    images_per_second=round(window_seen / (now - window_started), 2),
+                )
                 window_started, window_seen = now, 0
         seconds = time.perf_counter() - started
-        return EpochRecord(epoch=epoch, loss=loss_sum / seen, train_accuracy=correct_sum / seen,
-                           lr=self.rates[self.global_step - 1], seconds=round(seconds, 3),
-                           images_per_second=round(seen / seconds, 2))
+        return EpochRecord(
+            epoch=epoch,
+            loss=loss_sum / seen,
+            train_accuracy=correct_sum / seen,
+            lr=self.rates[self.global_step - 1],
+            seconds=round(seconds, 3),
+            images_per_second=round(seen / seconds, 2),
+        )

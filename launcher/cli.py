@@ -19,8 +19,14 @@ KUBERNETES_VERSIONS = ["1.29", "1.30", "1.31", "1.32", "1.33"]
 
 def _spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path, help="job spec (YAML)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a spec key, e.g. --set settings.epochs=5 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec key, e.g. --set settings.epochs=5 (repeatable)",
+    )
 
 
 def _command_render(arguments: argparse.Namespace) -> int:
@@ -86,8 +92,13 @@ def _follow(arguments: argparse.Namespace, connection, name: str) -> int:
     def show(job: dict) -> None:
         if interactive:
             counts = job.get("status") or {}
-            print(f"\r{name}: active {counts.get('active', 0)}, succeeded {counts.get('succeeded', 0)}, failed "
-                  f"{counts.get('failed', 0)}", end="", file=sys.stderr, flush=True)
+            print(
+                f"\r{name}: active {counts.get('active', 0)}, succeeded {counts.get('succeeded', 0)}, failed "
+                f"{counts.get('failed', 0)}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
 
     state = wait(connection, name, arguments.timeout, show)
     if interactive:
@@ -120,8 +131,11 @@ def _command_submit(arguments: argparse.Namespace) -> int:
     if outcome != 0 or not requirements:
         return outcome
     met = check(spec, requirements)
-    _report(arguments, {"name": spec.name, "quality_gate": "passed", "metrics": met},
-            f"quality gate passed: {', '.join(f'{name}={value:g}' for name, value in met.items())}")
+    _report(
+        arguments,
+        {"name": spec.name, "quality_gate": "passed", "metrics": met},
+        f"quality gate passed: {', '.join(f'{name}={value:g}' for name, value in met.items())}",
+    )
     return 0
 
 
@@ -129,8 +143,12 @@ def _command_status(arguments: argparse.Namespace) -> int:
     from launcher.cluster import status
 
     found = status(_connection(arguments), arguments.name)
-    _report(arguments, found, f"{found['name']}: {found['state']} (active {found['active']}, succeeded "
-                              f"{found['succeeded']}, failed {found['failed']})")
+    _report(
+        arguments,
+        found,
+        f"{found['name']}: {found['state']} (active {found['active']}, succeeded "
+        f"{found['succeeded']}, failed {found['failed']})",
+    )
     return {"Succeeded": 0, "Failed": 1}.get(found["state"], 0)
 
 
@@ -158,48 +176,70 @@ def _command_list(arguments: argparse.Namespace) -> int:
     from launcher.cluster import list_jobs
 
     jobs = list_jobs(_connection(arguments))
-    _report(arguments, {"jobs": jobs}, "\n".join(f"{job['name']:<40} {job['state']:<10} {job['created']}"
-                                                  for job in jobs) or "no jobs")
+    _report(
+        arguments,
+        {"jobs": jobs},
+        "\n".join(f"{job['name']:<40} {job['state']:<10} {job['created']}" for job in jobs) or "no jobs",
+    )
     return 0
 
 
 def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the "
-                                             "in-cluster service account)")
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the in-cluster service account)"
+    )
     parser.add_argument("--context", help="kubeconfig context")
     parser.add_argument("-n", "--namespace", help="namespace (default: the context's, or default)")
     parser.add_argument("--output", choices=["text", "json"], default="text")
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="launcher", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    root = argparse.ArgumentParser(
+        prog="launcher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     render = commands.add_parser("render", help="print the Kubernetes manifests of a spec")
     _spec_arguments(render)
     render.set_defaults(handler=_command_render)
 
-    validate = commands.add_parser("validate", help="validate the manifests strictly against Kubernetes schemas, "
-                                                    "offline")
+    validate = commands.add_parser(
+        "validate", help="validate the manifests strictly against Kubernetes schemas, offline"
+    )
     _spec_arguments(validate)
-    validate.add_argument("-k", "--kubernetes-version", action="append", choices=KUBERNETES_VERSIONS,
-                          help=f"Kubernetes version (repeatable; default {KUBERNETES_VERSIONS[-1]})")
+    validate.add_argument(
+        "-k",
+        "--kubernetes-version",
+        action="append",
+        choices=KUBERNETES_VERSIONS,
+        help=f"Kubernetes version (repeatable; default {KUBERNETES_VERSIONS[-1]})",
+    )
     validate.add_argument("--output", choices=["text", "json"], default="text")
     validate.set_defaults(handler=_command_validate)
 
-    run = commands.add_parser("run", help="run the job on this machine with the environment the manifest gives "
-                                          "the container")
+    run = commands.add_parser(
+        "run", help="run the job on this machine with the environment the manifest gives the container"
+    )
     _spec_arguments(run)
     run.add_argument("--local", action="store_true", required=True, help="run here, not in a cluster")
-    run.add_argument("--workdir", type=Path, default=None,
-                     help="local stand-in for the container's /scratch and /cache volumes "
-                          "(default .launcher/<name>)")
-    run.add_argument("--container", action="store_true",
-                     help="run the spec's image with the pod's environment, user, read-only root and volumes "
-                          "(podman or docker; CONTAINER_ENGINE chooses)")
-    run.add_argument("--network", default=None, metavar="MODE",
-                     help="with --container: the engine's network (none, host, ...; default: the engine's own)")
+    run.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="local stand-in for the container's /scratch and /cache volumes (default .launcher/<name>)",
+    )
+    run.add_argument(
+        "--container",
+        action="store_true",
+        help="run the spec's image with the pod's environment, user, read-only root and volumes "
+        "(podman or docker; CONTAINER_ENGINE chooses)",
+    )
+    run.add_argument(
+        "--network",
+        default=None,
+        metavar="MODE",
+        help="with --container: the engine's network (none, host, ...; default: the engine's own)",
+    )
     run.set_defaults(handler=_command_run)
 
     submit = commands.add_parser("submit", help="create the Job in the cluster")
@@ -209,15 +249,22 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="follow the Job to its end; exit 0 or 1")
     submit.add_argument("--follow", action="store_true", help="stream the logs, then wait")
     submit.add_argument("--timeout", type=float, default=None, help="seconds to wait before exit 4")
-    submit.add_argument("--require", action="append", default=[], metavar="METRIC>=VALUE",
-                        help="quality gate on metrics.json's summary after success, e.g. top1>=0.9 (repeatable; "
-                             "implies --wait; exit 5 when not met)")
+    submit.add_argument(
+        "--require",
+        action="append",
+        default=[],
+        metavar="METRIC>=VALUE",
+        help="quality gate on metrics.json's summary after success, e.g. top1>=0.9 (repeatable; "
+        "implies --wait; exit 5 when not met)",
+    )
     submit.set_defaults(handler=_command_submit)
 
-    for name, handler, text in (("status", _command_status, "show a Job's state"),
-                                ("wait", _command_wait, "wait for a Job to end; exit 0 or 1, 4 on timeout"),
-                                ("logs", _command_logs, "print a Job's logs"),
-                                ("cancel", _command_cancel, "delete a Job and its pods")):
+    for name, handler, text in (
+        ("status", _command_status, "show a Job's state"),
+        ("wait", _command_wait, "wait for a Job to end; exit 0 or 1, 4 on timeout"),
+        ("logs", _command_logs, "print a Job's logs"),
+        ("cancel", _command_cancel, "delete a Job and its pods"),
+    ):
         command = commands.add_parser(name, help=text)
         command.add_argument("name", help="Job name")
         _cluster_arguments(command)
@@ -247,4 +294,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from launcher.errors import ApiRefused, SpecError, TimedOut
 
@@ -26,12 +27,13 @@ WATCH_SECONDS = 300
 class Connection:
     """An API client and the namespace commands act in."""
 
-    api: object
+    api: Any  # kubernetes.client.ApiClient
     namespace: str
 
 
-def connect(kubeconfig: str | None, context: str | None, namespace: str | None,
-            service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> Connection:
+def connect(
+    kubeconfig: str | None, context: str | None, namespace: str | None, service_account_dir: Path = SERVICE_ACCOUNT_DIR
+) -> Connection:
     """Kubeconfig (--kubeconfig, then KUBECONFIG, then ~/.kube/config) or, inside a pod, in-cluster config."""
     from kubernetes import client, config
 
@@ -45,11 +47,12 @@ def connect(kubeconfig: str | None, context: str | None, namespace: str | None,
             return Connection(api, namespace or current.get("context", {}).get("namespace") or "default")
         configuration = client.Configuration()
         config.incluster_config.InClusterConfigLoader(
-            token_filename=str(service_account_dir / "token"),
-            cert_filename=str(service_account_dir / "ca.crt")).load_and_set(configuration)
+            token_filename=str(service_account_dir / "token"), cert_filename=str(service_account_dir / "ca.crt")
+        ).load_and_set(configuration)
         own = service_account_dir / "namespace"
-        return Connection(client.ApiClient(configuration),
-                          namespace or (own.read_text().strip() if own.exists() else "default"))
+        return Connection(
+            client.ApiClient(configuration), namespace or (own.read_text().strip() if own.exists() else "default")
+        )
     except (config.ConfigException, OSError) as exc:
         raise SpecError(f"no usable cluster configuration ({exc}); pass --kubeconfig or set KUBECONFIG") from exc
 
@@ -82,9 +85,11 @@ def _creators(connection: Connection) -> dict[str, Callable]:
     """How each kind the launcher renders is created."""
     from kubernetes import client
 
-    return {"Job": client.BatchV1Api(connection.api).create_namespaced_job,
-            "Service": client.CoreV1Api(connection.api).create_namespaced_service,
-            "NetworkPolicy": client.NetworkingV1Api(connection.api).create_namespaced_network_policy}
+    return {
+        "Job": client.BatchV1Api(connection.api).create_namespaced_job,
+        "Service": client.CoreV1Api(connection.api).create_namespaced_service,
+        "NetworkPolicy": client.NetworkingV1Api(connection.api).create_namespaced_network_policy,
+    }
 
 
 def submit(connection: Connection, documents: list[dict], dry_run: bool) -> list[str]:
@@ -96,7 +101,7 @@ def submit(connection: Connection, documents: list[dict], dry_run: bool) -> list
     if unknown:
         raise SpecError(f"cannot submit a {unknown[0]}")
     created = []
-    owners = []
+    owners: list[dict] = []
     dry = "All" if dry_run else None
     for document in sorted(documents, key=lambda item: item["kind"] != "Job"):
         namespace = document["metadata"].get("namespace", connection.namespace)
@@ -104,8 +109,9 @@ def submit(connection: Connection, documents: list[dict], dry_run: bool) -> list
             document = {**document, "metadata": {**document["metadata"], "ownerReferences": owners}}
         made = _calling(creators[document["kind"]], namespace, document, dry_run=dry, field_validation="Strict")
         if document["kind"] == "Job" and made.metadata.uid:
-            owners.append({"apiVersion": "batch/v1", "kind": "Job", "name": made.metadata.name,
-                           "uid": made.metadata.uid})
+            owners.append(
+                {"apiVersion": "batch/v1", "kind": "Job", "name": made.metadata.name, "uid": made.metadata.uid}
+            )
         created.append(f"{document['kind']}/{document['metadata']['name']}")
     return created
 
@@ -132,11 +138,17 @@ def status(connection: Connection, name: str) -> dict:
     batch = client.BatchV1Api(connection.api)
     job = _as_dict(connection, _calling(batch.read_namespaced_job, name, connection.namespace))
     counts = job.get("status") or {}
-    return {"name": name, "namespace": connection.namespace, "state": job_state(job),
-            "active": counts.get("active", 0), "succeeded": counts.get("succeeded", 0),
-            "failed": counts.get("failed", 0),
-            "conditions": [{k: c.get(k) for k in ("type", "status", "reason", "message")}
-                           for c in counts.get("conditions") or []]}
+    return {
+        "name": name,
+        "namespace": connection.namespace,
+        "state": job_state(job),
+        "active": counts.get("active", 0),
+        "succeeded": counts.get("succeeded", 0),
+        "failed": counts.get("failed", 0),
+        "conditions": [
+            {k: c.get(k) for k in ("type", "status", "reason", "message")} for c in counts.get("conditions") or []
+        ],
+    }
 
 
 def list_jobs(connection: Connection) -> list[dict]:
@@ -144,9 +156,10 @@ def list_jobs(connection: Connection) -> list[dict]:
 
     batch = client.BatchV1Api(connection.api)
     jobs = _calling(batch.list_namespaced_job, connection.namespace, label_selector=MANAGED)
-    return [{"name": job["metadata"]["name"], "state": job_state(job),
-             "created": job["metadata"].get("creationTimestamp")}
-            for job in (_as_dict(connection, item) for item in jobs.items)]
+    return [
+        {"name": job["metadata"]["name"], "state": job_state(job), "created": job["metadata"].get("creationTimestamp")}
+        for job in (_as_dict(connection, item) for item in jobs.items)
+    ]
 
 
 def cancel(connection: Connection, name: str) -> None:
@@ -156,8 +169,9 @@ def cancel(connection: Connection, name: str) -> None:
     _calling(batch.delete_namespaced_job, name, connection.namespace, propagation_policy="Background")
 
 
-def wait(connection: Connection, name: str, timeout: float | None,
-         on_change: Callable[[dict], None] = lambda job: None) -> str:
+def wait(
+    connection: Connection, name: str, timeout: float | None, on_change: Callable[[dict], None] = lambda job: None
+) -> str:
     """Follow the Job until it succeeds or fails; returns the final state. Raises TimedOut."""
     from kubernetes import client, watch
     from kubernetes.client.exceptions import ApiException
@@ -182,9 +196,14 @@ def wait(connection: Connection, name: str, timeout: float | None,
             raise TimedOut(f"job {name} still {state.lower()} after {timeout:g} s")
         seconds = int(min(WATCH_SECONDS, remaining if remaining is not None else WATCH_SECONDS)) or 1
         try:
-            for event in watch.Watch().stream(batch.list_namespaced_job, connection.namespace,
-                                              field_selector=selector, resource_version=version,
-                                              timeout_seconds=seconds, allow_watch_bookmarks=True):
+            for event in watch.Watch().stream(
+                batch.list_namespaced_job,
+                connection.namespace,
+                field_selector=selector,
+                resource_version=version,
+                timeout_seconds=seconds,
+                allow_watch_bookmarks=True,
+            ):
                 job = _as_dict(connection, event["object"])
                 version = job["metadata"].get("resourceVersion", version)
                 if event["type"] == "BOOKMARK":
@@ -248,8 +267,15 @@ def stream_logs(connection: Connection, name: str, follow: bool) -> Iterator[str
         since = None
         if last_seen is not None:
             since = max(1, int((datetime.now(timezone.utc) - last_seen).total_seconds()) + 2)
-        response = _calling(core.read_namespaced_pod_log, pod_name, connection.namespace, follow=follow,
-                            timestamps=True, since_seconds=since, _preload_content=False)
+        response = _calling(
+            core.read_namespaced_pod_log,
+            pod_name,
+            connection.namespace,
+            follow=follow,
+            timestamps=True,
+            since_seconds=since,
+            _preload_content=False,
+        )
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pending = ""
         dropped = False
@@ -281,7 +307,6 @@ def stream_logs(connection: Connection, name: str, follow: bool) -> Iterator[str
             response.release_conn()
         if not follow:
             return
-        if not dropped and (_job_pod(connection, name) or {}).get("status", {}).get("phase") in ("Succeeded",
-                                                                                                 "Failed"):
+        if not dropped and (_job_pod(connection, name) or {}).get("status", {}).get("phase") in ("Succeeded", "Failed"):
             return
         time.sleep(RECONNECT_SECONDS)

@@ -2,10 +2,11 @@
 
 The engine command is derived from the rendered Job manifest itself, not from the spec, so what runs here is
 what the cluster would run: the container's command, environment, the S3 credentials Secret as read-only files
-(made from this machine's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), user, read-only root filesystem, dropped capabilities, no privilege
-escalation, memory limit, emptyDir volumes (fresh anonymous volumes; the memory-backed /dev/shm as the shm
-size). Locations in the environment that are paths on this machine (hub descriptor or mirror, data sets,
-output) are bind-mounted at the same absolute paths: inputs read-only, the output writable.
+(made from this machine's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), user, read-only root filesystem,
+dropped capabilities, no privilege escalation, memory limit, emptyDir volumes (fresh anonymous volumes; the
+memory-backed /dev/shm as the shm size). Locations in the environment that are paths on this machine (hub
+descriptor or mirror, data sets, output) are bind-mounted at the same absolute paths: inputs read-only, the
+output writable.
 """
 
 from __future__ import annotations
@@ -26,8 +27,16 @@ from launcher.spec import JobSpec
 READ_LOCATIONS = ("FT_TRAIN_DATA", "FT_EVAL_DATA", "FT_HUB_MIRROR", "FT_HUB_NETWORK_DIR")
 OUTPUT_LOCATION = "FT_OUTPUT"
 ENGINE_START_FAILURE = 125  # podman and docker: the container could not be created or started
-HANDLED_SECURITY = {"allowPrivilegeEscalation", "readOnlyRootFilesystem", "runAsNonRoot", "capabilities", "runAsUser",
-                    "runAsGroup", "fsGroup", "seccompProfile"}
+HANDLED_SECURITY = {
+    "allowPrivilegeEscalation",
+    "readOnlyRootFilesystem",
+    "runAsNonRoot",
+    "capabilities",
+    "runAsUser",
+    "runAsGroup",
+    "fsGroup",
+    "seccompProfile",
+}
 
 
 def unescape_expansion(value: str) -> str:
@@ -40,7 +49,7 @@ def local_location(value: str) -> Path | None:
     parsed = urlparse(value)
     if parsed.scheme == "file":
         return Path(unquote(parsed.path)).resolve()
-    if parsed.scheme and value[len(parsed.scheme):].startswith("://"):
+    if parsed.scheme and value[len(parsed.scheme) :].startswith("://"):
         return None
     return Path(value).expanduser().resolve()
 
@@ -53,9 +62,11 @@ def model_location(value: str) -> Path | None:
     return path.parent if path else None
 
 
-PERMISSION_BITS = {"owner": dict(r=stat.S_IRUSR, w=stat.S_IWUSR, x=stat.S_IXUSR),
-                   "group": dict(r=stat.S_IRGRP, w=stat.S_IWGRP, x=stat.S_IXGRP),
-                   "other": dict(r=stat.S_IROTH, w=stat.S_IWOTH, x=stat.S_IXOTH)}
+PERMISSION_BITS = {
+    "owner": dict(r=stat.S_IRUSR, w=stat.S_IWUSR, x=stat.S_IXUSR),
+    "group": dict(r=stat.S_IRGRP, w=stat.S_IWGRP, x=stat.S_IXGRP),
+    "other": dict(r=stat.S_IROTH, w=stat.S_IWOTH, x=stat.S_IXOTH),
+}
 
 
 def _allowed(path: Path, uid: int, gid: int, permission: str) -> bool:
@@ -74,8 +85,10 @@ def prepare_output(path: Path, uid: int, gid: int, maps_own_user: bool) -> None:
     if not path.is_dir():
         raise SpecError(f"output {path} is not a directory; name a directory or an s3:// prefix")
     if not maps_own_user and not _allowed(path, uid, gid, "wx"):
-        raise SpecError(f"output {path} is not writable by the image's user {uid}: chown {uid}:{gid} {path} (or "
-                        f"use a new output path, which the launcher creates for that user)")
+        raise SpecError(
+            f"output {path} is not writable by the image's user {uid}: chown {uid}:{gid} {path} (or "
+            f"use a new output path, which the launcher creates for that user)"
+        )
 
 
 def _job_container(documents: list[dict]) -> tuple[dict, dict]:
@@ -85,8 +98,7 @@ def _job_container(documents: list[dict]) -> tuple[dict, dict]:
         raise SpecError(f"run --local --container needs exactly one Job in the rendered manifests, found {len(jobs)}")
     pod = jobs[0]["spec"]["template"]["spec"]
     if len(pod["containers"]) != 1:
-        raise SpecError("run --local --container runs one container; the pod has "
-                        f"{len(pod['containers'])}")
+        raise SpecError(f"run --local --container runs one container; the pod has {len(pod['containers'])}")
     return pod, pod["containers"][0]
 
 
@@ -135,9 +147,11 @@ def _volume_arguments(pod: dict, container: dict, credentials: Path | None) -> l
         volume = sources[mount["name"]]
         if "secret" in volume:
             if credentials is None:
-                raise SpecError(f"storage.credentials_secret: run --local --container makes the Secret's files from "
-                                f"this machine's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; set both (for "
-                                f"{volume['secret']['secretName']})")
+                raise SpecError(
+                    f"storage.credentials_secret: run --local --container makes the Secret's files from "
+                    f"this machine's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; set both (for "
+                    f"{volume['secret']['secretName']})"
+                )
             arguments += ["--volume", f"{credentials}:{mount['mountPath']}:ro"]
             continue
         if "emptyDir" not in volume:
@@ -159,8 +173,10 @@ def _resource_arguments(engine: Engine, container: dict) -> list[str]:
     arguments = []
     for name, count in devices.items():
         if name != "nvidia.com/gpu":
-            raise SpecError(f"run --local --container can attach NVIDIA GPUs only, not {name}; set "
-                            f"resources.accelerators: 0 here, or run it in the cluster")
+            raise SpecError(
+                f"run --local --container can attach NVIDIA GPUs only, not {name}; set "
+                f"resources.accelerators: 0 here, or run it in the cluster"
+            )
         # podman attaches GPUs through CDI (nvidia-ctk cdi generate), docker through the NVIDIA runtime.
         arguments += ["--device", "nvidia.com/gpu=all"] if engine.is_podman else ["--gpus", str(count)]
     if "memory" in limits:
@@ -176,8 +192,11 @@ def _environment(container: dict, uid: int, gid: int, maps_own_user: bool) -> tu
         if "valueFrom" in variable:
             raise SpecError(f"run --local --container cannot reproduce env {name} from {variable['valueFrom']}")
         value = unescape_expansion(variable.get("value", ""))
-        path = model_location(value) if name == "FT_MODEL" else (
-            local_location(value) if name in READ_LOCATIONS + (OUTPUT_LOCATION,) else None)
+        path = (
+            model_location(value)
+            if name == "FT_MODEL"
+            else (local_location(value) if name in READ_LOCATIONS + (OUTPUT_LOCATION,) else None)
+        )
         if path is not None:
             if name == OUTPUT_LOCATION:
                 prepare_output(path, uid, gid, maps_own_user)
@@ -187,16 +206,24 @@ def _environment(container: dict, uid: int, gid: int, maps_own_user: bool) -> tu
                 if not path.exists():
                     raise SpecError(f"{name}: {path} does not exist on this machine")
                 if not maps_own_user and not _allowed(path, uid, gid, "rx" if path.is_dir() else "r"):
-                    raise SpecError(f"{name}: {path} is not readable by the image's user {uid}: chmod o+rx {path} "
-                                    f"(or chown it to {uid})")
+                    raise SpecError(
+                        f"{name}: {path} is not readable by the image's user {uid}: chmod o+rx {path} "
+                        f"(or chown it to {uid})"
+                    )
                 mounts.append(f"{path}:{path}:ro")
                 value = str(path / Path(value).name) if name == "FT_MODEL" else str(path)
         variables += ["--env", f"{name}={value}"]
     return variables, [flag for mount in dict.fromkeys(mounts) for flag in ("--volume", mount)]
 
 
-def container_command(engine: Engine, documents: list[dict], *, network: str | None, name: str | None = None,
-                      credentials: Path | None = None) -> list[str]:
+def container_command(
+    engine: Engine,
+    documents: list[dict],
+    *,
+    network: str | None,
+    name: str | None = None,
+    credentials: Path | None = None,
+) -> list[str]:
     """The engine's `run` command line for the rendered Job's one container."""
     pod, container = _job_container(documents)
     context = _security_context(pod, container)
@@ -237,8 +264,13 @@ def _run(spec: JobSpec, engine: Engine, network: str | None, credentials: Path) 
     # As root the files go to the container's user; rootless podman maps this user to it.
     owner = (int(context.get("runAsUser", 0)), int(context.get("runAsGroup", 0))) if os.geteuid() == 0 else None
     written = bool(spec.storage.credentials_secret) and write_credentials(credentials, owner)
-    command = container_command(engine, documents, network=network, name=f"{spec.name}-{os.getpid()}",
-                                credentials=credentials if written else None)
+    command = container_command(
+        engine,
+        documents,
+        network=network,
+        name=f"{spec.name}-{os.getpid()}",
+        credentials=credentials if written else None,
+    )
     process = subprocess.Popen(command)
 
     def forward(signum: int, _frame) -> None:  # the engine passes the signal on to the container
@@ -251,6 +283,8 @@ def _run(spec: JobSpec, engine: Engine, network: str | None, credentials: Path) 
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if code == ENGINE_START_FAILURE:
-        raise EngineFailed(f"{engine.name} could not start the container (its message is above); for a missing "
-                           f"image, build it with `make image` or set image: in the spec")
+        raise EngineFailed(
+            f"{engine.name} could not start the container (its message is above); for a missing "
+            f"image, build it with `make image` or set image: in the spec"
+        )
     return code

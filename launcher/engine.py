@@ -43,8 +43,7 @@ class Engine:
 
     def run(self, *arguments: str, timeout: float | None = None) -> subprocess.CompletedProcess:
         """Run an engine command, capturing its output."""
-        return subprocess.run([self.command, *arguments], capture_output=True, text=True, check=False,
-                              timeout=timeout)
+        return subprocess.run([self.command, *arguments], capture_output=True, text=True, check=False, timeout=timeout)
 
     def image_exists(self, image: str) -> bool:
         return self.run("image", "inspect", "--format", "{{.Id}}", image).returncode == 0
@@ -68,15 +67,20 @@ def find_engine() -> Engine:
         try:
             answer = subprocess.run([path, "version"], capture_output=True, text=True, check=False, timeout=60)
         except subprocess.TimeoutExpired:
-            raise EngineMissing(f"{candidate} version did not answer within 60 s: is its daemon or socket "
-                                f"healthy?") from None
+            raise EngineMissing(
+                f"{candidate} version did not answer within 60 s: is its daemon or socket healthy?"
+            ) from None
         if answer.returncode == 0:
             return Engine(path)
         if chosen or candidate == KNOWN_ENGINES[-1]:
             detail = (answer.stderr.strip() or answer.stdout.strip()).splitlines()[-1:] or ["no output"]
-            raise EngineMissing(f"{candidate} is installed but does not work ({detail[0]}); start its daemon or "
-                                f"install podman (Debian: apt-get install podman)")
+            raise EngineMissing(
+                f"{candidate} is installed but does not work ({detail[0]}); start its daemon or "
+                f"install podman (Debian: apt-get install podman)"
+            )
     if chosen:
         raise EngineMissing(f"{ENGINE_VARIABLE}={chosen} is not on PATH; install it or unset {ENGINE_VARIABLE}")
-    raise EngineMissing("no container engine: install podman (Debian: apt-get install podman) or docker, or set "
-                        f"{ENGINE_VARIABLE} to one")
+    raise EngineMissing(
+        "no container engine: install podman (Debian: apt-get install podman) or docker, or set "
+        f"{ENGINE_VARIABLE} to one"
+    )

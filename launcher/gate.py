@@ -28,7 +28,7 @@ class Requirement:
     bound: float
 
     @classmethod
-    def parse(cls, text: str) -> "Requirement":
+    def parse(cls, text: str) -> Requirement:
         match = REQUIREMENT.match(text)
         if not match:
             raise SpecError(f"--require {text!r}: use METRIC>=VALUE or METRIC<=VALUE, e.g. --require top1>=0.9")
@@ -48,9 +48,14 @@ def _read(output: str, endpoint: str | None, region: str | None) -> bytes:
 
     bucket, _, prefix = output.removeprefix("s3://").partition("/")
     key = f"{prefix.rstrip('/')}/metrics.json" if prefix.strip("/") else "metrics.json"
-    client = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region,
-                                            config=Config(s3={"addressing_style": "path"}, connect_timeout=10,
-                                                          read_timeout=60, retries={"max_attempts": 3}))
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        config=Config(
+            s3={"addressing_style": "path"}, connect_timeout=10, read_timeout=60, retries={"max_attempts": 3}
+        ),
+    )
     try:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except client.exceptions.NoSuchKey:
@@ -64,8 +69,9 @@ def read_metrics(output: str, endpoint: str | None = None, region: str | None = 
     try:
         return json.loads(_read(output, endpoint, region))
     except FileNotFoundError:
-        raise BelowBar(f"no metrics.json in {output}: the job did not commit results there, so its quality is "
-                       f"unknown") from None
+        raise BelowBar(
+            f"no metrics.json in {output}: the job did not commit results there, so its quality is unknown"
+        ) from None
     except (BotoCoreError, ClientError, OSError, ValueError) as exc:
         raise BelowBar(f"metrics.json in {output} cannot be read ({exc})") from exc
 
@@ -76,10 +82,14 @@ def check(spec: JobSpec, requirements: list[Requirement]) -> dict:
     summary = read_metrics(output, spec.storage.endpoint, spec.storage.region).get("summary", {})
     missing = [str(r) for r in requirements if not isinstance(summary.get(r.metric), (int, float))]
     if missing:
-        raise BelowBar(f"metrics.json in {output} has no value for {', '.join(missing)} (it has: "
-                       f"{', '.join(sorted(summary))})")
-    failed = [f"{r.metric} is {summary[r.metric]:g}, the bar is {r}" for r in requirements
-              if not COMPARE[r.comparison](summary[r.metric], r.bound)]
+        raise BelowBar(
+            f"metrics.json in {output} has no value for {', '.join(missing)} (it has: {', '.join(sorted(summary))})"
+        )
+    failed = [
+        f"{r.metric} is {summary[r.metric]:g}, the bar is {r}"
+        for r in requirements
+        if not COMPARE[r.comparison](summary[r.metric], r.bound)
+    ]
     if failed:
         raise BelowBar("the job succeeded but the model is below the bar: " + "; ".join(failed))
     return {r.metric: summary[r.metric] for r in requirements}

@@ -19,8 +19,10 @@ PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "VIRTUAL_ENV", "TMPDIR")
 def write_credentials(directory: Path, owner: tuple[int, int] | None = None) -> bool:
     """This machine's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as the files the pod's credentials Secret
     becomes (readable by their owner only); False when they are not set."""
-    values = {pod.ACCESS_KEY_FILE: os.environ.get("AWS_ACCESS_KEY_ID"),
-              pod.SECRET_KEY_FILE: os.environ.get("AWS_SECRET_ACCESS_KEY")}
+    values = {
+        pod.ACCESS_KEY_FILE: os.environ.get("AWS_ACCESS_KEY_ID"),
+        pod.SECRET_KEY_FILE: os.environ.get("AWS_SECRET_ACCESS_KEY"),
+    }
     if not all(values.values()):
         return False
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -46,7 +48,7 @@ def local_environment(spec: JobSpec, workdir: Path) -> dict[str, str]:
     for name, value in job_environment(spec).items():
         for mount, local in mounts.items():
             if value == mount or value.startswith(mount + "/"):
-                value = str(local) + value[len(mount):]
+                value = str(local) + value[len(mount) :]
         environment[name] = value
     if "FT_S3_CREDENTIALS_DIR" in environment and not write_credentials(workdir / "s3-credentials"):
         del environment["FT_S3_CREDENTIALS_DIR"]
@@ -56,8 +58,10 @@ def local_environment(spec: JobSpec, workdir: Path) -> dict[str, str]:
 def require_one_pod(spec: JobSpec) -> None:
     """run --local runs one pod: refuse a spec of several."""
     if spec.workers > 1:
-        raise SpecError(f"run --local runs one pod but the spec has workers: {spec.workers}; use workers: 1 "
-                        f"(devices_per_worker still starts several training processes here)")
+        raise SpecError(
+            f"run --local runs one pod but the spec has workers: {spec.workers}; use workers: 1 "
+            f"(devices_per_worker still starts several training processes here)"
+        )
 
 
 def job_outcome(code: int) -> int:

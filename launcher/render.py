@@ -33,9 +33,11 @@ class Volume:
 
 
 def volumes(spec: JobSpec) -> list[Volume]:
-    return [Volume("scratch", pod.SCRATCH, {"sizeLimit": spec.resources.scratch}),
-            Volume("cache", pod.CACHE, {"sizeLimit": spec.resources.scratch}),
-            Volume("shm", pod.SHM, {"medium": "Memory", "sizeLimit": spec.resources.shm})]
+    return [
+        Volume("scratch", pod.SCRATCH, {"sizeLimit": spec.resources.scratch}),
+        Volume("cache", pod.CACHE, {"sizeLimit": spec.resources.scratch}),
+        Volume("shm", pod.SHM, {"medium": "Memory", "sizeLimit": spec.resources.shm}),
+    ]
 
 
 def setting_text(value: Any) -> str:
@@ -57,8 +59,13 @@ def setting_text(value: Any) -> str:
 
 def job_environment(spec: JobSpec) -> dict[str, str]:
     """The plain (non-secret) variables of the container, in order."""
-    environment = {"FT_MODEL": spec.model, "FT_TRAIN_DATA": spec.train_data, "FT_EVAL_DATA": spec.eval_data,
-                   "FT_OUTPUT": spec.output, **pod.LAYOUT_ENVIRONMENT}
+    environment = {
+        "FT_MODEL": spec.model,
+        "FT_TRAIN_DATA": spec.train_data,
+        "FT_EVAL_DATA": spec.eval_data,
+        "FT_OUTPUT": spec.output,
+        **pod.LAYOUT_ENVIRONMENT,
+    }
     if spec.workers > 1 or spec.processes_per_pod > 1:
         environment.update(FT_WORKERS=str(spec.workers), FT_DEVICES_PER_WORKER=str(spec.processes_per_pod))
     if spec.workers > 1:
@@ -83,8 +90,9 @@ def _settings(spec: JobSpec) -> dict[str, Any]:
 def check_settings(spec: JobSpec) -> None:
     """The job's own cross-setting checks (lr_init <= lr_max, batch divisible by the processes, ...), reported by
     their spec keys."""
-    environment = {key[len("FT_"):].lower(): value for key, value in job_environment(spec).items()
-                   if key.startswith("FT_")}
+    environment = {
+        key[len("FT_") :].lower(): value for key, value in job_environment(spec).items() if key.startswith("FT_")
+    }
     try:
         Settings.model_validate(environment)
     except ValidationError as exc:
@@ -106,8 +114,11 @@ def _environment_list(spec: JobSpec) -> list[dict]:
 
 
 def _labels(spec: JobSpec) -> dict[str, str]:
-    labels = {**_selector(spec), "app.kubernetes.io/component": "fine-tuning",
-              "app.kubernetes.io/managed-by": "launcher"}
+    labels = {
+        **_selector(spec),
+        "app.kubernetes.io/component": "fine-tuning",
+        "app.kubernetes.io/managed-by": "launcher",
+    }
     if spec.queue:
         labels["kueue.x-k8s.io/queue-name"] = spec.queue
     return {**labels, **spec.labels}
@@ -142,21 +153,37 @@ def _resources(spec: JobSpec) -> dict:
 
 
 def _container(spec: JobSpec) -> dict:
-    mounts = [{"name": volume.name, "mountPath": volume.path} for volume in volumes(spec)]
+    mounts: list[dict[str, Any]] = [{"name": volume.name, "mountPath": volume.path} for volume in volumes(spec)]
     if spec.storage.credentials_secret:
         mounts.append({"name": "s3-credentials", "mountPath": pod.CREDENTIALS, "readOnly": True})
-    return {"name": pod.CONTAINER, "image": spec.image, "imagePullPolicy": "IfNotPresent",
-            "command": list(pod.COMMAND), "env": _environment_list(spec), "resources": _resources(spec),
-            "securityContext": pod.container_security_context(), "volumeMounts": mounts}
+    return {
+        "name": pod.CONTAINER,
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(pod.COMMAND),
+        "env": _environment_list(spec),
+        "resources": _resources(spec),
+        "securityContext": pod.container_security_context(),
+        "volumeMounts": mounts,
+    }
 
 
 def _volumes(spec: JobSpec) -> list[dict]:
     listed: list[dict] = [{"name": volume.name, "emptyDir": volume.empty_dir} for volume in volumes(spec)]
     if spec.storage.credentials_secret:
-        listed.append({"name": "s3-credentials", "secret": {
-            "secretName": spec.storage.credentials_secret, "defaultMode": pod.CREDENTIALS_MODE,
-            "items": [{"key": spec.storage.access_key_id_key, "path": pod.ACCESS_KEY_FILE},
-                      {"key": spec.storage.secret_access_key_key, "path": pod.SECRET_KEY_FILE}]}})
+        listed.append(
+            {
+                "name": "s3-credentials",
+                "secret": {
+                    "secretName": spec.storage.credentials_secret,
+                    "defaultMode": pod.CREDENTIALS_MODE,
+                    "items": [
+                        {"key": spec.storage.access_key_id_key, "path": pod.ACCESS_KEY_FILE},
+                        {"key": spec.storage.secret_access_key_key, "path": pod.SECRET_KEY_FILE},
+                    ],
+                },
+            }
+        )
     return listed
 
 
@@ -200,15 +227,27 @@ def job(spec: JobSpec) -> dict:
     if spec.annotations:
         template_metadata["annotations"] = dict(spec.annotations)
     body["template"] = {"metadata": template_metadata, "spec": pod_spec(spec)}
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _metadata(spec, spec.name, annotations=True),
-            "spec": body}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(spec, spec.name, annotations=True),
+        "spec": body,
+    }
 
 
 def worker_service(spec: JobSpec) -> dict:
     """Headless, publishing pods before they are ready: pod 0's name must resolve while msrun starts."""
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(spec, spec.worker_service),
-            "spec": {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": _selector(spec),
-                     "ports": [{"name": "msrun", "port": _master_port(spec)}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(spec, spec.worker_service),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": _selector(spec),
+            "ports": [{"name": "msrun", "port": _master_port(spec)}],
+        },
+    }
 
 
 def endpoint_ports(spec: JobSpec) -> list[int]:
@@ -229,15 +268,25 @@ def network_policy(spec: JobSpec) -> dict:
     of their own."""
     same_job = [{"podSelector": {"matchLabels": _selector(spec)}}]
     cidrs = [{"ipBlock": {"cidr": cidr}} for cidr in spec.network_policy.egress_cidrs]
-    egress: list[dict] = [{"ports": [{"protocol": "UDP", "port": DNS_PORT}, {"protocol": "TCP", "port": DNS_PORT}]},
-                          {"to": cidrs, "ports": [{"protocol": "TCP", "port": port} for port in endpoint_ports(spec)]}]
+    egress: list[dict] = [
+        {"ports": [{"protocol": "UDP", "port": DNS_PORT}, {"protocol": "TCP", "port": DNS_PORT}]},
+        {"to": cidrs, "ports": [{"protocol": "TCP", "port": port} for port in endpoint_ports(spec)]},
+    ]
     ingress: list[dict] = []
     if spec.workers > 1:
         ingress.append({"from": same_job})
         egress.append({"to": same_job})
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(spec, spec.name),
-            "spec": {"podSelector": {"matchLabels": _selector(spec)}, "policyTypes": ["Ingress", "Egress"],
-                     "ingress": ingress, "egress": egress}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(spec, spec.name),
+        "spec": {
+            "podSelector": {"matchLabels": _selector(spec)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": ingress,
+            "egress": egress,
+        },
+    }
 
 
 def manifests(spec: JobSpec) -> list[dict]:

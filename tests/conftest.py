@@ -14,17 +14,27 @@ from jobprocess import JobProcess
 from job.checkpoints import ATTEMPTS, MANIFESTS, CheckpointLog, best_epoch, manifest_key
 from contract.settings import DeviceTarget
 from job.device import prepare_process
-from job.storage import S3Store, Store, open_store
+from job.storage import LocalStore, S3Store, Store, open_store
 from job.storage.local import PART_SUFFIX
 
 prepare_process(DeviceTarget.CPU)  # before any test imports MindSpore
 
 HUB_ID = "tests/1.0/googlenet_tiny"
 # A short run (3 epochs of about 25 steps on 32x32 digits, a few seconds each) keeping every checkpoint.
-SHORT_RUN = {"FT_IMAGE_SIZE": "32", "FT_BATCH_SIZE": "16", "FT_LR_MAX": "0.02", "FT_WARMUP_EPOCHS": "1",
-             "FT_HFLIP": "false", "FT_CROP_MIN_SCALE": "0.6", "FT_LOG_EVERY": "5", "FT_NUM_WORKERS": "2",
-             "FT_EPOCHS": "3", "FT_KEEP_CHECKPOINTS": "0", "FT_GC_MIN_AGE_SECONDS": "0",
-             "FT_EXPORT_MINDIR": "false"}
+SHORT_RUN = {
+    "FT_IMAGE_SIZE": "32",
+    "FT_BATCH_SIZE": "16",
+    "FT_LR_MAX": "0.02",
+    "FT_WARMUP_EPOCHS": "1",
+    "FT_HFLIP": "false",
+    "FT_CROP_MIN_SCALE": "0.6",
+    "FT_LOG_EVERY": "5",
+    "FT_NUM_WORKERS": "2",
+    "FT_EPOCHS": "3",
+    "FT_KEEP_CHECKPOINTS": "0",
+    "FT_GC_MIN_AGE_SECONDS": "0",
+    "FT_EXPORT_MINDIR": "false",
+}
 
 
 @pytest.fixture(scope="session")
@@ -100,13 +110,21 @@ def hub_and_data(tmp_path_factory, digits_data, zoo_checkpoint) -> tuple[Path, t
     return base, digits_data
 
 
-def environment(hub_and_data, output: str, train: str | None = None, evaluation: str | None = None,
-                **overrides: str) -> dict[str, str]:
+def environment(
+    hub_and_data, output: str, train: str | None = None, evaluation: str | None = None, **overrides: str
+) -> dict[str, str]:
     """The environment of a SHORT_RUN of the digits (or the given data) to `output`, with `overrides`."""
     base, (local_train, local_eval) = hub_and_data
-    return job_environment(FT_MODEL=HUB_ID, FT_HUB_MIRROR=str(base / "hub"), FT_HUB_CACHE=str(base / "hub-cache"),
-                           FT_DATA_CACHE=str(base / "data-cache"), FT_TRAIN_DATA=train or str(local_train),
-                           FT_EVAL_DATA=evaluation or str(local_eval), FT_OUTPUT=output, **{**SHORT_RUN, **overrides})
+    return job_environment(
+        FT_MODEL=HUB_ID,
+        FT_HUB_MIRROR=str(base / "hub"),
+        FT_HUB_CACHE=str(base / "hub-cache"),
+        FT_DATA_CACHE=str(base / "data-cache"),
+        FT_TRAIN_DATA=train or str(local_train),
+        FT_EVAL_DATA=evaluation or str(local_eval),
+        FT_OUTPUT=output,
+        **{**SHORT_RUN, **overrides},
+    )
 
 
 def metrics_of(output: str) -> dict:
@@ -118,6 +136,7 @@ def unfinished_uploads(store: Store) -> list[str]:
     if isinstance(store, S3Store):
         found = store.client.list_multipart_uploads(Bucket=store.bucket, Prefix=store._key(ATTEMPTS))
         return [upload["Key"] for upload in found.get("Uploads", [])]
+    assert isinstance(store, LocalStore)  # open_store's only other kind
     return [str(path) for path in (store.root / ATTEMPTS).rglob(f".*{PART_SUFFIX}")]
 
 
@@ -154,14 +173,17 @@ def assert_committed(output: str, epochs: int, keep: int, context: str = "") -> 
     history = metrics["history"]
     assert [record["epoch"] for record in history] == list(range(1, epochs + 1)), context
     best = best_epoch([(record["epoch"], record["eval"].get("top1")) for record in history])
-    retained = set(range(1, epochs + 1)) if keep == 0 else set(range(epochs - keep + 1, epochs + 1)) | {best}
-    assert [info.key for info in store.list(MANIFESTS)] == [manifest_key(epoch) for epoch in sorted(retained)], \
-        context
+    if keep == 0:
+        retained = set(range(1, epochs + 1))
+    else:
+        assert best is not None, context  # retention keeps the best evaluated epoch
+        retained = set(range(epochs - keep + 1, epochs + 1)) | {best}
+    assert [info.key for info in store.list(MANIFESTS)] == [manifest_key(epoch) for epoch in sorted(retained)], context
     manifests = CheckpointLog(store, "observer").manifests()
     assert [manifest.epoch for manifest in manifests] == sorted(retained), context  # all of them readable
     named = {entry["key"]: entry["size"] for manifest in manifests for entry in manifest.files}
     for manifest in manifests:
-        assert manifest.state["history"] == history[:manifest.epoch], f"epoch {manifest.epoch}; {context}"
+        assert manifest.state["history"] == history[: manifest.epoch], f"epoch {manifest.epoch}; {context}"
     assert {info.key: info.size for info in store.list(ATTEMPTS)} == named, context
     stored = {info.key for info in store.list()}
     assert set(metrics["artefacts"].values()) <= stored, context

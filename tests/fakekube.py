@@ -19,8 +19,15 @@ TOKEN = "test-token"
 
 
 def status_body(code: int, reason: str, message: str) -> dict:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 class FakeKube:
@@ -43,7 +50,7 @@ class FakeKube:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> "FakeKube":
+    def start(self) -> FakeKube:
         self.thread.start()
         return self
 
@@ -52,12 +59,21 @@ class FakeKube:
         self.server.server_close()
 
     def kubeconfig(self, path: Path, namespace: str = "ml") -> Path:
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "ci", "user": {"token": TOKEN}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "ci", "namespace": namespace}},
-                         {"name": "other", "context": {"cluster": "fake", "user": "ci", "namespace": "other"}}]}))
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "fake",
+                    "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                    "users": [{"name": "ci", "user": {"token": TOKEN}}],
+                    "contexts": [
+                        {"name": "fake", "context": {"cluster": "fake", "user": "ci", "namespace": namespace}},
+                        {"name": "other", "context": {"cluster": "fake", "user": "ci", "namespace": "other"}},
+                    ],
+                }
+            )
+        )
         return path
 
     def next_version(self) -> str:
@@ -66,8 +82,12 @@ class FakeKube:
 
     def store_job(self, namespace: str, job: dict) -> dict:
         job = copy.deepcopy(job)
-        job.setdefault("metadata", {}).update(namespace=namespace, resourceVersion=self.next_version(),
-                                              uid=f"uid-{self.version}", creationTimestamp="2026-11-27T10:00:00Z")
+        job.setdefault("metadata", {}).update(
+            namespace=namespace,
+            resourceVersion=self.next_version(),
+            uid=f"uid-{self.version}",
+            creationTimestamp="2026-11-27T10:00:00Z",
+        )
         job.setdefault("status", {})
         self.jobs[(namespace, job["metadata"]["name"])] = job
         return job
@@ -114,7 +134,7 @@ class FakeKube:
                     return False
                 return True
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 url = urlparse(self.path)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(("POST", self.path))
@@ -126,26 +146,39 @@ class FakeKube:
                     stored = fake.services if parts[-1] == "services" else fake.network_policies
                     with fake.lock:
                         if (namespace, name) in stored:
-                            return self._send(409, status_body(409, "AlreadyExists",
-                                                               f'{parts[-1]} "{name}" already exists'))
+                            return self._send(
+                                409, status_body(409, "AlreadyExists", f'{parts[-1]} "{name}" already exists')
+                            )
                         stored[(namespace, name)] = body
                     return self._send(201, body)
                 if namespace == "forbidden":
-                    return self._send(403, status_body(403, "Forbidden", f'jobs.batch is forbidden: User "ci" '
-                                                       f'cannot create resource "jobs" in API group "batch" in '
-                                                       f'the namespace "{namespace}"'))
+                    return self._send(
+                        403,
+                        status_body(
+                            403,
+                            "Forbidden",
+                            f'jobs.batch is forbidden: User "ci" '
+                            f'cannot create resource "jobs" in API group "batch" in '
+                            f'the namespace "{namespace}"',
+                        ),
+                    )
                 if name.startswith("invalid"):
-                    return self._send(422, status_body(422, "Invalid", f'Job.batch "{name}" is invalid: '
-                                                       f'spec.template.spec.containers[0].image: Required value'))
+                    return self._send(
+                        422,
+                        status_body(
+                            422,
+                            "Invalid",
+                            f'Job.batch "{name}" is invalid: spec.template.spec.containers[0].image: Required value',
+                        ),
+                    )
                 with fake.lock:
                     if (namespace, name) in fake.jobs:
-                        return self._send(409, status_body(409, "AlreadyExists",
-                                                           f'jobs.batch "{name}" already exists'))
+                        return self._send(409, status_body(409, "AlreadyExists", f'jobs.batch "{name}" already exists'))
                     if parse_qs(url.query).get("dryRun") == ["All"]:
                         return self._send(201, body)
                     self._send(201, fake.store_job(namespace, body))
 
-            def do_DELETE(self) -> None:  # noqa: N802
+            def do_DELETE(self) -> None:
                 fake.requests.append(("DELETE", self.path))
                 if not self._authorized():
                     return
@@ -156,7 +189,7 @@ class FakeKube:
                         return self._send(404, status_body(404, "NotFound", f'jobs.batch "{key[1]}" not found'))
                 self._send(200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}})
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 url = urlparse(self.path)
                 query = parse_qs(url.query)
                 fake.requests.append(("GET", self.path))
@@ -172,8 +205,10 @@ class FakeKube:
                     return self._send(200, job)
                 if parts[:2] == ["api", "v1"] and parts[-1] == "pods":
                     job_name = query.get("labelSelector", [""])[0].removeprefix("job-name=")
-                    return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {},
-                                            "items": fake.pods.get(job_name, [])})
+                    return self._send(
+                        200,
+                        {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": fake.pods.get(job_name, [])},
+                    )
                 if parts[:2] == ["api", "v1"] and parts[-1] == "log":
                     session = fake.log_sessions.pop(0) if fake.log_sessions else [b""]
                     return self._stream("text/plain", session)
@@ -185,20 +220,34 @@ class FakeKube:
                 if field.startswith("metadata.name="):
                     selected = [job for job in selected if job["metadata"]["name"] == field.split("=", 1)[1]]
                 if query.get("watch") not in (["true"], ["1"], ["True"]):
-                    return self._send(200, {"kind": "JobList", "apiVersion": "batch/v1",
-                                            "metadata": {"resourceVersion": str(fake.version)}, "items": selected})
+                    return self._send(
+                        200,
+                        {
+                            "kind": "JobList",
+                            "apiVersion": "batch/v1",
+                            "metadata": {"resourceVersion": str(fake.version)},
+                            "items": selected,
+                        },
+                    )
                 if not fake.watch_sessions:  # nothing happens: a quiet watch that ends after a while
                     time.sleep(0.2)
                 session = fake.watch_sessions.pop(0) if fake.watch_sessions else []
-                items = []
+                items: list[bytes | str] = []  # chunks, or "drop" to break the connection
                 for step in session:
                     if step[0] == "event":
                         with fake.lock:
                             job = fake.store_job(namespace, step[2])
                         items.append(json.dumps({"type": step[1], "object": job}).encode() + b"\n")
                     elif step[0] == "gone":
-                        items.append(json.dumps({"type": "ERROR", "object": status_body(
-                            410, "Expired", "too old resource version: 1 (2)")}).encode() + b"\n")
+                        items.append(
+                            json.dumps(
+                                {
+                                    "type": "ERROR",
+                                    "object": status_body(410, "Expired", "too old resource version: 1 (2)"),
+                                }
+                            ).encode()
+                            + b"\n"
+                        )
                     else:
                         items.append("drop")
                 self._stream("application/json", items)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class JobProcess:
@@ -19,17 +19,25 @@ class JobProcess:
     def __init__(self, environment: dict[str, str], command: list[str] | None = None) -> None:
         self.launched = time.time()  # the clock of the events' `time` field
         self.ended: float | None = None  # when the job closed its stdout (it exited)
-        self.process = subprocess.Popen(command or [sys.executable, "-m", "job"], env=environment,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            command or [sys.executable, "-m", "job"],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[str] = []
         self.stderr = ""
         self._events: queue.Queue[dict | None] = queue.Queue()
-        self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
-                         threading.Thread(target=self._read_stderr, daemon=True)]
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
         for reader in self._readers:
             reader.start()
 
     def _read_stdout(self) -> None:
+        assert self.process.stdout is not None  # stdout=PIPE
         for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
             try:
@@ -40,6 +48,7 @@ class JobProcess:
         self._events.put(None)
 
     def _read_stderr(self) -> None:
+        assert self.process.stderr is not None  # stderr=PIPE
         self.stderr = self.process.stderr.read()
 
     def wait_for(self, matches: Callable[[dict], bool], timeout: float = 300) -> dict:
@@ -55,8 +64,9 @@ class JobProcess:
                 continue
             if event is None:
                 self.process.wait()
-                raise AssertionError(f"the job ended (exit {self.process.returncode}) before the event; "
-                                     f"stderr: {self.stderr[-2000:]}")
+                raise AssertionError(
+                    f"the job ended (exit {self.process.returncode}) before the event; stderr: {self.stderr[-2000:]}"
+                )
             if matches(event):
                 return event
 
@@ -84,6 +94,7 @@ class JobProcess:
     def events(self, name: str | None = None) -> list[dict]:
         """The JSON events named `name` (every event if None), in the order they were printed."""
         return [line for line in self.json_lines() if "event" in line and name in (None, line["event"])]
+
 
 def event(name: str, **fields) -> Callable[[dict], bool]:
     return lambda found: found.get("event") == name and all(found.get(k) == v for k, v in fields.items())

@@ -17,8 +17,18 @@ ACCESS_KEY = "finetune-tests"
 SECRET_KEY = "finetune-tests-secret"
 READY_SECONDS = 60
 # Every port `weed mini` opens, chosen free at start so several test runs can share a machine.
-PORT_FLAGS = ("s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-              "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc")
+PORT_FLAGS = (
+    "s3.port",
+    "s3.port.grpc",
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
+)
 
 
 def _weed() -> str:
@@ -54,30 +64,60 @@ class SeaweedServer:
         self.data = workdir / "data"
         self.data.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "s3.json"
-        self.config.write_text(json.dumps({"identities": [{
-            "name": "tests", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        self.config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "tests",
+                            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
         self.process: subprocess.Popen | None = None
         self.ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS))))  # kept across restarts
         self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
 
     @property
     def environment(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-                "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1"}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
 
     def start(self) -> None:
         if _port_open(self.ports["s3.port"]):
             raise RuntimeError(f"port {self.ports['s3.port']} on 127.0.0.1 is taken; stop whatever listens there")
         log = open(self.workdir / "weed.log", "ab")
         self.process = subprocess.Popen(
-            [_weed(), "mini", f"-dir={self.data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
-             f"-s3.config={self.config}", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
-             "-s3.port.lance=0", *(f"-{flag}={port}" for flag, port in self.ports.items())],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env={**os.environ, "GOMEMLIMIT": "256MiB"})
+            [
+                _weed(),
+                "mini",
+                f"-dir={self.data}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+                f"-s3.config={self.config}",
+                "-webdav=false",
+                "-admin.ui=false",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                *(f"-{flag}={port}" for flag, port in self.ports.items()),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env={**os.environ, "GOMEMLIMIT": "256MiB"},
+        )
         self._wait_ready()
 
     def _wait_ready(self) -> None:
+        assert self.process is not None  # set by start()
         client = self.client()
         deadline = time.monotonic() + READY_SECONDS
         while time.monotonic() < deadline:
@@ -106,10 +146,16 @@ class SeaweedServer:
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
-                            aws_secret_access_key=secret, region_name="us-east-1",
-                            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2},
-                                          connect_timeout=2, read_timeout=20))
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=secret,
+            region_name="us-east-1",
+            config=Config(
+                s3={"addressing_style": "path"}, retries={"max_attempts": 2}, connect_timeout=2, read_timeout=20
+            ),
+        )
 
     def upload_tree(self, bucket: str, root: Path, prefix: str) -> str:
         """Upload every file under `root` to s3://bucket/prefix/...; returns that location."""

@@ -65,8 +65,14 @@ def kill_moment(rng: random.Random, reference: JobProcess, committed: int, finis
     """A moment of an attempt started when epoch `committed` was the newest committed one: an event it emits
     (or its launch), drawn kind first so every phase gets kills, then a delay uniform over the time to the next
     event of the uninterrupted reference run."""
-    timeline = sorted([(reference.launched, {"event": "launch"}), (reference.ended, {"event": "exit"}),
-                       *((found["time"], found) for found in reference.events())], key=lambda moment: moment[0])
+    timeline = sorted(
+        [
+            (reference.launched, {"event": "launch"}),
+            (reference.ended, {"event": "exit"}),
+            *((found["time"], found) for found in reference.events()),
+        ],
+        key=lambda moment: moment[0],
+    )
     candidates: dict[str, list[tuple[dict, float]]] = {}
     for (at, found), (following, _) in zip(timeline, timeline[1:]):
         if _anchors(found, committed, finished):
@@ -84,8 +90,9 @@ def committed_epochs(store: Store, context: str) -> set[int]:
     manifests = CheckpointLog(store, "observer").manifests()
     for manifest in manifests:
         for entry in manifest.files:
-            assert sizes.get(entry["key"]) == entry["size"], \
+            assert sizes.get(entry["key"]) == entry["size"], (
                 f"epoch {manifest.epoch}'s manifest names {entry['key']}, missing or incomplete; {context}"
+            )
     return {manifest.epoch for manifest in manifests}
 
 
@@ -99,20 +106,21 @@ def check_resume(job: JobProcess, committed: set[int], finished: bool, context: 
     assert set(resumed) <= committed and len(resumed) <= 1, f"resumed {resumed}, committed {committed}; {context}"
     newest = max(committed - skipped, default=0)
     for start in job.events("start"):
-        assert start["first_epoch"] == newest + 1 and resumed == ([newest] if newest else []), \
+        assert start["first_epoch"] == newest + 1 and resumed == ([newest] if newest else []), (
             f"started at epoch {start['first_epoch']} (resumed {resumed}) with {committed} committed; {context}"
+        )
 
 
-def test_run_killed_at_random_moments_ends_like_an_uninterrupted_one(hub_and_data, uninterrupted: Reference,
-                                                                     output_location, tmp_path):
+def test_run_killed_at_random_moments_ends_like_an_uninterrupted_one(
+    hub_and_data, uninterrupted: Reference, output_location, tmp_path
+):
     """KILLS attempts killed at random moments, then one left to finish."""
     seed = int(os.environ.get("CHAOS_SEED", DEFAULT_SEED))
     print(f"CHAOS_SEED={seed}")
     rng = random.Random(seed)
     scratch = tmp_path / "scratch"  # killed attempts leave their staged checkpoints here
     scratch.mkdir()
-    settings = environment(hub_and_data, output_location, FT_KEEP_CHECKPOINTS=str(KEEP),
-                           FT_SCRATCH_DIR=str(scratch))
+    settings = environment(hub_and_data, output_location, FT_KEEP_CHECKPOINTS=str(KEEP), FT_SCRATCH_DIR=str(scratch))
     store = open_store(output_location)
     attempts: list[str] = []  # what happened, in every assertion message
     for number in range(1, KILLS + 2):
@@ -128,8 +136,11 @@ def test_run_killed_at_random_moments_ends_like_an_uninterrupted_one(hub_and_dat
                 raise AssertionError(f"{exc}; {context}") from None
             job.signal(signal.SIGKILL)
         code = job.finish()
-        attempts.append(f"{number}: committed {sorted(committed)}{', finished' if finished else ''}, "
-                        f"{moment or 'no kill'} -> exit {code} after {job.ended - job.launched:.1f} s")
+        assert job.ended is not None, context  # set when the job closed its stdout, before it exited
+        attempts.append(
+            f"{number}: committed {sorted(committed)}{', finished' if finished else ''}, "
+            f"{moment or 'no kill'} -> exit {code} after {job.ended - job.launched:.1f} s"
+        )
         context = f"CHAOS_SEED={seed}, attempts: {attempts}"
         expected = (0, -signal.SIGKILL) if moment is not None else (0,)
         assert code in expected, f"{context}; stderr: {job.stderr[-2000:]}"

@@ -27,10 +27,14 @@ CHART_ONLY = ("cronjob", "create_service_account", "nameOverride", "fullnameOver
 
 
 def render_chart(values: dict, revision: int = 1, release: str = RELEASE) -> list[dict]:
-    rendered = Chart.load(str(CHART)).render(values, name=release, namespace="ml", revision=revision,
-                                             is_install=True)
-    return [document for path, text in rendered.items() if path.endswith(".yaml") and text.strip()
-            for document in yaml.safe_load_all(text) if document]
+    rendered = Chart.load(str(CHART)).render(values, name=release, namespace="ml", revision=revision, is_install=True)
+    return [
+        document
+        for path, text in rendered.items()
+        if path.endswith(".yaml") and text.strip()
+        for document in yaml.safe_load_all(text)
+        if document
+    ]
 
 
 def _values(path: Path) -> dict:
@@ -67,8 +71,7 @@ def test_the_schema_uses_no_inline_regex_flags():
 
 
 def test_values_files_render_what_they_ask_for():
-    kinds = {path.name: sorted(document["kind"] for document in render_chart(_values(path)))
-             for path in VALUES_FILES}
+    kinds = {path.name: sorted(document["kind"] for document in render_chart(_values(path))) for path in VALUES_FILES}
     assert kinds["cronjob-values.yaml"] == ["CronJob", "NetworkPolicy", "Pod"]
     assert kinds["serviceaccount-values.yaml"] == ["Job", "NetworkPolicy", "Pod", "ServiceAccount"]
     cron = next(d for d in render_chart(_values(CHART / "ci" / "cronjob-values.yaml")) if d["kind"] == "CronJob")
@@ -90,7 +93,10 @@ def test_several_workers_under_a_cronjob_find_pod_zero_in_the_pod():
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     env = _env(pod["spec"]["containers"][0])
     assert (env["FT_WORKERS"], env["FT_DEVICES_PER_WORKER"], env["FT_WORKER_SERVICE"]) == (
-        "2", "2", "retrain-finetune-workers")
+        "2",
+        "2",
+        "retrain-finetune-workers",
+    )
     assert env["FT_OUTPUT"] == "s3://models/garbage26-weekly-x4/$(JOB_NAME)"
     assert not any("-0." in str(value) for value in env.values())  # the Job's name is only known in the pod
 
@@ -117,32 +123,64 @@ def _env(container: dict) -> dict:
 PARITY_CASES = {
     "required-only": REQUIRED,
     **{path.name: _values(path) for path in VALUES_FILES if "cronjob" not in path.name},
-    "everything": {**REQUIRED, "image_pull_secrets": ["registry-login"], "service_account": "trainer",
-                   "service_account_token": True, "priority_class": "batch-low", "deadline_seconds": 86400,
-                   "ttl_seconds_after_finished": None, "queue": "team-a", "labels": {"team": "vision"},
-                   "annotations": {"example.com/owner": "vision team", "example.com/cost": "$(cheap)"},
-                   "env": {"PIP_INDEX": "https://pypi.example.com/simple", "LITERAL": "$(HOME) stays"},
-                   "settings": {"seed": 20240101, "lr_max": 0.00001, "weight_decay": 4e-7, "warmup_epochs": 2,
-                                "term_grace_seconds": 120, "freeze_backbone": True, "hub_mirror":
-                                "http://hub.internal:8080/mirror", "amp_level": "O2", "device_target": "GPU",
-                                "batch_size": 48},
-                   "storage": {"endpoint": "http://minio.storage:9000", "region": "eu-1",
-                               "credentials_secret": "s3", "access_key_id_key": "id", "secret_access_key_key": "key"},
-                   "network_policy": {"egress_cidrs": ["10.0.0.0/8"], "extra_egress_ports": [8443, 80]},
-                   "resources": {"cpu": 8, "accelerators": 2}, "tolerations": [
-                       {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-                   "node_selector": {"gpu": "a100"}, "workers": 3, "retries": 2},
-    "implied-ascend-no-policy": {**REQUIRED, "resources": {"accelerators": 8, "accelerator_resource":
-                                                           "huawei.com/Ascend910"},
-                                 "network_policy": {"enabled": False}, "devices_per_worker": 4,
-                                 "settings": {"batch_size": 64, "term_grace_seconds": 0}},
+    "everything": {
+        **REQUIRED,
+        "image_pull_secrets": ["registry-login"],
+        "service_account": "trainer",
+        "service_account_token": True,
+        "priority_class": "batch-low",
+        "deadline_seconds": 86400,
+        "ttl_seconds_after_finished": None,
+        "queue": "team-a",
+        "labels": {"team": "vision"},
+        "annotations": {"example.com/owner": "vision team", "example.com/cost": "$(cheap)"},
+        "env": {"PIP_INDEX": "https://pypi.example.com/simple", "LITERAL": "$(HOME) stays"},
+        "settings": {
+            "seed": 20240101,
+            "lr_max": 0.00001,
+            "weight_decay": 4e-7,
+            "warmup_epochs": 2,
+            "term_grace_seconds": 120,
+            "freeze_backbone": True,
+            "hub_mirror": "http://hub.internal:8080/mirror",
+            "amp_level": "O2",
+            "device_target": "GPU",
+            "batch_size": 48,
+        },
+        "storage": {
+            "endpoint": "http://minio.storage:9000",
+            "region": "eu-1",
+            "credentials_secret": "s3",
+            "access_key_id_key": "id",
+            "secret_access_key_key": "key",
+        },
+        "network_policy": {"egress_cidrs": ["10.0.0.0/8"], "extra_egress_ports": [8443, 80]},
+        "resources": {"cpu": 8, "accelerators": 2},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "node_selector": {"gpu": "a100"},
+        "workers": 3,
+        "retries": 2,
+    },
+    "implied-ascend-no-policy": {
+        **REQUIRED,
+        "resources": {"accelerators": 8, "accelerator_resource": "huawei.com/Ascend910"},
+        "network_policy": {"enabled": False},
+        "devices_per_worker": 4,
+        "settings": {"batch_size": 64, "term_grace_seconds": 0},
+    },
 }
 
 
 def _spec_for(values: dict) -> JobSpec:
     defaults = {"image": generate.CHART_DEFAULTS["image"], "model": generate.CHART_DEFAULTS["model"]}
-    return JobSpec.model_validate({"name": RELEASE, "namespace": "ml", **defaults,
-                                   **{key: value for key, value in values.items() if key not in CHART_ONLY}})
+    return JobSpec.model_validate(
+        {
+            "name": RELEASE,
+            "namespace": "ml",
+            **defaults,
+            **{key: value for key, value in values.items() if key not in CHART_ONLY},
+        }
+    )
 
 
 def _as_launcher_would(document: dict) -> dict:
@@ -187,7 +225,11 @@ def test_the_parity_cases_reach_what_they_are_for():
     pod = everything["Job"]["spec"]["template"]["spec"]
     env = _env(pod["containers"][0])
     assert (env["FT_SEED"], env["FT_LR_MAX"], env["FT_WEIGHT_DECAY"], env["FT_WARMUP_EPOCHS"]) == (
-        "20240101", "0.00001", "4e-7", "2")
+        "20240101",
+        "0.00001",
+        "4e-7",
+        "2",
+    )
     assert pod["terminationGracePeriodSeconds"] == 135 and pod["automountServiceAccountToken"] is True
     ports = everything["NetworkPolicy"]["spec"]["egress"][1]["ports"]
     assert [port["port"] for port in ports] == [80, 8080, 8443, 9000]
@@ -205,8 +247,10 @@ def test_a_cronjob_runs_the_launchers_job_writing_under_its_own_name():
     scheduled = cron["spec"]["jobTemplate"]["spec"]
     container = scheduled["template"]["spec"]["containers"][0]
     job_name, *env = container["env"]
-    assert job_name["name"] == "JOB_NAME" and env[3] == {"name": "FT_OUTPUT",
-                                                          "value": f"{values['output']}/$(JOB_NAME)"}
+    assert job_name["name"] == "JOB_NAME" and env[3] == {
+        "name": "FT_OUTPUT",
+        "value": f"{values['output']}/$(JOB_NAME)",
+    }
     container["env"] = env
     env[3] = launcher_job["spec"]["template"]["spec"]["containers"][0]["env"][3]
     assert scheduled == launcher_job["spec"]

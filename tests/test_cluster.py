@@ -13,8 +13,15 @@ from fakekube import FakeKube
 from launcher.cli import main
 from launcher.cluster import connect
 
-SPEC = {"name": "tiny", "namespace": "ml", "image": "finetune:1", "model": "mindspore/1.6/googlenet_cifar10",
-        "train_data": "s3://b/train", "eval_data": "s3://b/eval", "output": "s3://b/out"}
+SPEC = {
+    "name": "tiny",
+    "namespace": "ml",
+    "image": "finetune:1",
+    "model": "mindspore/1.6/googlenet_cifar10",
+    "train_data": "s3://b/train",
+    "eval_data": "s3://b/eval",
+    "output": "s3://b/out",
+}
 
 
 @pytest.fixture()
@@ -34,11 +41,16 @@ def spec_file(tmp_path):
 
 
 def _job(state: str | None = None, active: int = 0) -> dict:
-    status = {"active": active}
+    status: dict[str, object] = {"active": active}
     if state:
         status["conditions"] = [{"type": state, "status": "True", "reason": "Test"}]
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "tiny", "namespace": "ml"},
-            "spec": {"template": {"spec": {"containers": []}}}, "status": status}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "tiny", "namespace": "ml"},
+        "spec": {"template": {"spec": {"containers": []}}},
+        "status": status,
+    }
 
 
 def test_submit_creates_the_job(kube, spec_file, capsys):
@@ -55,24 +67,28 @@ def test_a_multi_pod_job_owns_its_service(kube, tmp_path, capsys):
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump({**SPEC, "workers": 2}))
     assert main(["submit", str(path), "--output", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)["created"] == ["Job/tiny", "Service/tiny-workers",
-                                                                "NetworkPolicy/tiny"]
+    assert json.loads(capsys.readouterr().out)["created"] == ["Job/tiny", "Service/tiny-workers", "NetworkPolicy/tiny"]
     job, service = kube.jobs[("ml", "tiny")], kube.services[("ml", "tiny-workers")]
-    assert service["metadata"]["ownerReferences"] == [{"apiVersion": "batch/v1", "kind": "Job", "name": "tiny",
-                                                        "uid": job["metadata"]["uid"]}]  # deleted with the Job
+    assert service["metadata"]["ownerReferences"] == [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": "tiny", "uid": job["metadata"]["uid"]}
+    ]  # deleted with the Job
 
 
 def test_dry_run_is_server_side_and_creates_nothing(kube, spec_file, capsys):
     assert main(["submit", str(spec_file), "--dry-run"]) == 0
     assert "dry run" in capsys.readouterr().out
-    assert ("POST", "/apis/batch/v1/namespaces/ml/jobs?dryRun=All&fieldValidation=Strict") in kube.requests and not kube.jobs
+    assert ("POST", "/apis/batch/v1/namespaces/ml/jobs?dryRun=All&fieldValidation=Strict") in kube.requests
+    assert not kube.jobs
 
 
-@pytest.mark.parametrize("change, code_text, message", [
-    ({}, "409 Conflict", 'jobs.batch "tiny" already exists'),
-    ({"namespace": "forbidden"}, "403 Forbidden", 'cannot create resource "jobs"'),
-    ({"name": "invalid-job"}, "422 Unprocessable Entity", "containers[0].image: Required value"),
-])
+@pytest.mark.parametrize(
+    "change, code_text, message",
+    [
+        ({}, "409 Conflict", 'jobs.batch "tiny" already exists'),
+        ({"namespace": "forbidden"}, "403 Forbidden", 'cannot create resource "jobs"'),
+        ({"name": "invalid-job"}, "422 Unprocessable Entity", "containers[0].image: Required value"),
+    ],
+)
 def test_refusals_carry_the_servers_message(kube, tmp_path, capsys, change, code_text, message):
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump({**SPEC, **change}))
@@ -86,8 +102,11 @@ def test_refusals_carry_the_servers_message(kube, tmp_path, capsys, change, code
 
 def test_wait_survives_a_dropped_watch_and_410_gone(kube, capsys):
     kube.store_job("ml", _job(active=1))
-    kube.watch_sessions = [[("event", "MODIFIED", _job(active=1)), ("drop",)], [("gone",)],
-                           [("event", "MODIFIED", _job("Complete"))]]
+    kube.watch_sessions = [
+        [("event", "MODIFIED", _job(active=1)), ("drop",)],
+        [("gone",)],
+        [("event", "MODIFIED", _job("Complete"))],
+    ]
     assert main(["wait", "tiny", "--timeout", "30", "--output", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"name": "tiny", "state": "Succeeded"}
     watches = [path for method, path in kube.requests if "watch=" in path]
@@ -104,8 +123,13 @@ def test_failed_job_and_timeout(kube, capsys):
 
 
 def test_status_list_and_cancel(kube, capsys):
-    kube.store_job("ml", {**_job(active=1), "metadata": {"name": "tiny", "namespace": "ml",
-                                                         "labels": {"app.kubernetes.io/managed-by": "launcher"}}})
+    kube.store_job(
+        "ml",
+        {
+            **_job(active=1),
+            "metadata": {"name": "tiny", "namespace": "ml", "labels": {"app.kubernetes.io/managed-by": "launcher"}},
+        },
+    )
     assert main(["status", "tiny", "--output", "json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert (found["state"], found["active"]) == ("Running", 1)
@@ -117,15 +141,22 @@ def test_status_list_and_cancel(kube, capsys):
 
 
 def test_logs_reconnect_without_duplicates_and_decode_split_utf8(kube, capsys):
-    kube.pods["tiny"] = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tiny-abcde",
-                                                                          "creationTimestamp": "2026-11-27T10:00:00Z"},
-                          "status": {"phase": "Succeeded"}}]
+    kube.pods["tiny"] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "tiny-abcde", "creationTimestamp": "2026-11-27T10:00:00Z"},
+            "status": {"phase": "Succeeded"},
+        }
+    ]
     first = "2026-11-27T10:00:01.000000001Z epoch 1 caf\u00e9\n".encode()
     second = "2026-11-27T10:00:02.000000002Z epoch 2 \u6f22\u5b57\n".encode()
-    third = "2026-11-27T10:00:03.000000003Z done\n".encode()
+    third = b"2026-11-27T10:00:03.000000003Z done\n"
     split = first.index("\u00e9".encode()) + 1  # inside the two bytes of é
-    kube.log_sessions = [[first[:split], first[split:], second[:-3], "drop"],  # drops mid-line
-                         [first, second, third]]  # the server resends from before the break
+    kube.log_sessions = [
+        [first[:split], first[split:], second[:-3], "drop"],  # drops mid-line
+        [first, second, third],
+    ]  # the server resends from before the break
     assert main(["logs", "tiny", "--follow"]) == 0
     assert capsys.readouterr().out.splitlines() == ["epoch 1 caf\u00e9", "epoch 2 \u6f22\u5b57", "done"]
 
@@ -155,9 +186,10 @@ def test_in_cluster_configuration_from_a_service_account_directory(tmp_path, mon
 
 
 def test_submit_wait_follows_the_job_to_its_end(kube, spec_file, capsys):
-    kube.pods["tiny"] = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tiny-x"},
-                          "status": {"phase": "Succeeded"}}]
-    kube.log_sessions = [[b"2026-11-27T10:00:01.000000001Z {\"top1\": 0.93}\n"]]
+    kube.pods["tiny"] = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tiny-x"}, "status": {"phase": "Succeeded"}}
+    ]
+    kube.log_sessions = [[b'2026-11-27T10:00:01.000000001Z {"top1": 0.93}\n']]
     kube.watch_sessions = [[("event", "MODIFIED", _job("Complete"))]]
     assert main(["submit", str(spec_file), "--follow", "--output", "json"]) == 0
     out = capsys.readouterr().out.splitlines()

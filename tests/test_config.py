@@ -11,8 +11,12 @@ from contract.settings import Settings, known_variables, required_variables
 from job.config import help_text, load_settings
 from job.errors import EXIT_BAD_INPUT, BadInput
 
-REQUIRED = {"FT_MODEL": "mindspore/1.6/googlenet_cifar10", "FT_TRAIN_DATA": "/data/train",
-            "FT_EVAL_DATA": "/data/eval", "FT_OUTPUT": "/out"}
+REQUIRED = {
+    "FT_MODEL": "mindspore/1.6/googlenet_cifar10",
+    "FT_TRAIN_DATA": "/data/train",
+    "FT_EVAL_DATA": "/data/eval",
+    "FT_OUTPUT": "/out",
+}
 
 
 def test_defaults_follow_the_tutorial():
@@ -25,20 +29,41 @@ def test_defaults_follow_the_tutorial():
 
 
 def test_values_are_parsed_from_strings():
-    settings = load_settings({**REQUIRED, "FT_EPOCHS": "3", "FT_FREEZE_BACKBONE": "true",
-                              "FT_DEVICE_TARGET": "Ascend", "FT_AMP_LEVEL": "O2", "FT_NUM_CLASSES": "26"})
-    assert (settings.epochs, settings.freeze_backbone, settings.device_target.value, settings.amp_level.value,
-            settings.num_classes) == (3, True, "Ascend", "O2", 26)
+    settings = load_settings(
+        {
+            **REQUIRED,
+            "FT_EPOCHS": "3",
+            "FT_FREEZE_BACKBONE": "true",
+            "FT_DEVICE_TARGET": "Ascend",
+            "FT_AMP_LEVEL": "O2",
+            "FT_NUM_CLASSES": "26",
+        }
+    )
+    assert (
+        settings.epochs,
+        settings.freeze_backbone,
+        settings.device_target.value,
+        settings.amp_level.value,
+        settings.num_classes,
+    ) == (3, True, "Ascend", "O2", 26)
 
 
 def test_every_bad_variable_is_listed_in_one_message():
     with pytest.raises(BadInput) as caught:
-        load_settings({"FT_MODEL": "m", "FT_EPOCHS": "0", "FT_DEVICE_TARGET": "TPU", "FT_MOMENTUM": "abc",
-                       "FT_EPOCH": "5"})
+        load_settings(
+            {"FT_MODEL": "m", "FT_EPOCHS": "0", "FT_DEVICE_TARGET": "TPU", "FT_MOMENTUM": "abc", "FT_EPOCH": "5"}
+        )
     message = str(caught.value)
-    for fragment in ("FT_EPOCHS", "FT_DEVICE_TARGET", "FT_MOMENTUM", "FT_TRAIN_DATA: required",
-                     "FT_EVAL_DATA: required", "FT_OUTPUT: required", "FT_EPOCH: not a setting",
-                     "did you mean FT_EPOCHS"):
+    for fragment in (
+        "FT_EPOCHS",
+        "FT_DEVICE_TARGET",
+        "FT_MOMENTUM",
+        "FT_TRAIN_DATA: required",
+        "FT_EVAL_DATA: required",
+        "FT_OUTPUT: required",
+        "FT_EPOCH: not a setting",
+        "did you mean FT_EPOCHS",
+    ):
         assert fragment in message
     assert "\n" not in message
     assert caught.value.exit_code == EXIT_BAD_INPUT
@@ -64,8 +89,13 @@ def test_help_documents_every_variable_from_the_model():
 def test_entrypoint_help_and_bad_configuration_exit_codes(tmp_path):
     shown = subprocess.run([sys.executable, "-m", "job", "--help"], capture_output=True, text=True, check=False)
     assert shown.returncode == 0 and "FT_HUB_MIRROR" in shown.stdout
-    failed = subprocess.run([sys.executable, "-m", "job"], capture_output=True, text=True, check=False,
-                            env={"PATH": "/usr/bin:/bin", "FT_EPOCHS": "-1"})
+    failed = subprocess.run(
+        [sys.executable, "-m", "job"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "FT_EPOCHS": "-1"},
+    )
     assert failed.returncode == EXIT_BAD_INPUT
     lines = failed.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: invalid configuration")

@@ -27,11 +27,14 @@ def test_scan_sorts_classes_and_ignores_other_files(tmp_path):
     assert folder.classes == ["ant", "zebra"] and folder.size == 5 and folder.suffixes == [".png"]
 
 
-@pytest.mark.parametrize("prepare, problem", [
-    (lambda root: None, "is not a directory"),
-    (lambda root: root.mkdir(), "has no class folders"),
-    (lambda root: _image_folder(root, {"a": 1, "b": 0}), r"class folders without images \(b\)"),
-])
+@pytest.mark.parametrize(
+    "prepare, problem",
+    [
+        (lambda root: None, "is not a directory"),
+        (lambda root: root.mkdir(), "has no class folders"),
+        (lambda root: _image_folder(root, {"a": 1, "b": 0}), r"class folders without images \(b\)"),
+    ],
+)
 def test_bad_layouts(tmp_path, prepare, problem):
     root = tmp_path / "set"
     prepare(root)

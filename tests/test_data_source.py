@@ -19,8 +19,9 @@ def remote_set(s3_server, digits_data):
 
 
 def _snapshot(root):
-    return {path.relative_to(root).as_posix(): (path.stat().st_mtime_ns, sha256_of(path))
-            for path in root.rglob("*.png")}
+    return {
+        path.relative_to(root).as_posix(): (path.stat().st_mtime_ns, sha256_of(path)) for path in root.rglob("*.png")
+    }
 
 
 def test_copy_skips_verified_files_and_repairs_damaged_ones(remote_set, digits_data, tmp_path):

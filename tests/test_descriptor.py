@@ -20,12 +20,21 @@ def _real(name: str) -> str:
     pytest.fail(f"real descriptor {name} not found")
 
 
-@pytest.mark.parametrize("name, sha256, link_end", [
-    ("googlenet_cifar10.md", "b2f7fe14782a3ab88ad3534ed5f419b4bbc3b477706258bd6ed8f90f529775e7",
-     "googlenet_ascend_v160_cifar10_official_cv_acc92.53.ckpt"),
-    ("googlenet_imagenet2012.md", "c35b3baff0b4413988a95fa3691733a58d1695b66bf2ae47030c41e539885240",
-     "googlenet_ascend_v160_imagenet2012_official_cv_top1acc72.97_top5acc90.97.ckpt"),
-])
+@pytest.mark.parametrize(
+    "name, sha256, link_end",
+    [
+        (
+            "googlenet_cifar10.md",
+            "b2f7fe14782a3ab88ad3534ed5f419b4bbc3b477706258bd6ed8f90f529775e7",
+            "googlenet_ascend_v160_cifar10_official_cv_acc92.53.ckpt",
+        ),
+        (
+            "googlenet_imagenet2012.md",
+            "c35b3baff0b4413988a95fa3691733a58d1695b66bf2ae47030c41e539885240",
+            "googlenet_ascend_v160_imagenet2012_official_cv_top1acc72.97_top5acc90.97.ckpt",
+        ),
+    ],
+)
 def test_real_descriptors_parse(name, sha256, link_end):
     descriptor = parse_descriptor(_real(name), name)
     assert descriptor.model_name == "googlenet"
@@ -43,16 +52,22 @@ def test_rendered_descriptor_round_trips():
     assert descriptor.fields["evaluation"] == "top1 0.9"
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("# no front matter at all\n", "no front matter"),
-    ("---\nmodel-name: [unclosed\n---\n", "not valid YAML"),
-    ("---\n- just\n- a list\n---\n", "not a mapping"),
-    ("---\nasset: []\n---\n", "'model-name' is missing"),
-    ("---\nmodel-name: g\nasset:\n-\n    file-format: ckpt\n    asset-link: x.ckpt\n---\n", "lacks asset-sha256"),
-    ("---\nmodel-name: g\nasset:\n-\n    file-format: ckpt\n    asset-link: x.ckpt\n    asset-sha256: 12ab\n---\n",
-     "invalid asset-sha256"),
-    ("---\nmodel-name: g\nasset: nope\n---\n", "'asset' must be a list"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("# no front matter at all\n", "no front matter"),
+        ("---\nmodel-name: [unclosed\n---\n", "not valid YAML"),
+        ("---\n- just\n- a list\n---\n", "not a mapping"),
+        ("---\nasset: []\n---\n", "'model-name' is missing"),
+        ("---\nmodel-name: g\nasset:\n-\n    file-format: ckpt\n    asset-link: x.ckpt\n---\n", "lacks asset-sha256"),
+        (
+            "---\nmodel-name: g\nasset:\n-\n    file-format: ckpt\n    asset-link: x.ckpt\n"
+            "    asset-sha256: 12ab\n---\n",
+            "invalid asset-sha256",
+        ),
+        ("---\nmodel-name: g\nasset: nope\n---\n", "'asset' must be a list"),
+    ],
+)
 def test_malformed_descriptors_are_refused_clearly(text, problem):
     with pytest.raises(BadInput, match="malformed hub descriptor") as caught:
         parse_descriptor(text, "bad.md")

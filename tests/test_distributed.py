@@ -19,10 +19,20 @@ from job.errors import EXIT_INTERNAL, EXIT_TERMINATED, BadInput, Unavailable
 from job.msrun import master_address, pod_index, wait_until_resolvable, workers_exit_code
 
 EPOCHS = 3
-SETTINGS = {"FT_IMAGE_SIZE": "32", "FT_BATCH_SIZE": "16", "FT_LR_MAX": "0.02", "FT_WARMUP_EPOCHS": "1",
-            "FT_HFLIP": "false", "FT_CROP_MIN_SCALE": "0.6", "FT_LOG_EVERY": "5", "FT_NUM_WORKERS": "1",
-            "FT_EPOCHS": str(EPOCHS), "FT_KEEP_CHECKPOINTS": "0", "FT_EXPORT_MINDIR": "false",
-            "FT_DEVICES_PER_WORKER": "2"}
+SETTINGS = {
+    "FT_IMAGE_SIZE": "32",
+    "FT_BATCH_SIZE": "16",
+    "FT_LR_MAX": "0.02",
+    "FT_WARMUP_EPOCHS": "1",
+    "FT_HFLIP": "false",
+    "FT_CROP_MIN_SCALE": "0.6",
+    "FT_LOG_EVERY": "5",
+    "FT_NUM_WORKERS": "1",
+    "FT_EPOCHS": str(EPOCHS),
+    "FT_KEEP_CHECKPOINTS": "0",
+    "FT_EXPORT_MINDIR": "false",
+    "FT_DEVICES_PER_WORKER": "2",
+}
 
 
 def _free_port() -> int:
@@ -31,12 +41,15 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.parametrize("hostname, index, expected", [
-    ("finetune-demo-1", 1, "finetune-demo-0.workers"),  # a Job the launcher named
-    ("finetune-demo-0", 0, "finetune-demo-0.workers"),  # pod 0 itself
-    ("nightly-29012345-3", 3, "nightly-29012345-0.workers"),  # a Job a CronJob named <cronjob>-<minutes>
-    ("nightly-29012345-12.workers.team.svc.cluster.local", 12, "nightly-29012345-0.workers"),  # a full name
-])
+@pytest.mark.parametrize(
+    "hostname, index, expected",
+    [
+        ("finetune-demo-1", 1, "finetune-demo-0.workers"),  # a Job the launcher named
+        ("finetune-demo-0", 0, "finetune-demo-0.workers"),  # pod 0 itself
+        ("nightly-29012345-3", 3, "nightly-29012345-0.workers"),  # a Job a CronJob named <cronjob>-<minutes>
+        ("nightly-29012345-12.workers.team.svc.cluster.local", 12, "nightly-29012345-0.workers"),  # a full name
+    ],
+)
 def test_pod_zero_is_derived_from_the_pods_own_hostname(hostname, index, expected):
     assert master_address(hostname, index, "workers") == expected
 
@@ -83,10 +96,22 @@ def _image_digests(folder, classes, shard) -> list[str]:
     from job.data import build_dataset
 
     ds.config.set_seed(12345)  # every rank sets the same epoch seed: one shuffle, cut into shards
-    dataset = build_dataset(folder, classes, training=True, augment=False, hflip=False, crop_min_scale=1.0,
-                            image_size=32, batch_size=1, workers=1, shard=shard)
-    return [hashlib.sha256(images.asnumpy().tobytes()).hexdigest()
-            for images, _ in dataset.create_tuple_iterator(num_epochs=1)]
+    dataset = build_dataset(
+        folder,
+        classes,
+        training=True,
+        augment=False,
+        hflip=False,
+        crop_min_scale=1.0,
+        image_size=32,
+        batch_size=1,
+        workers=1,
+        shard=shard,
+    )
+    return [
+        hashlib.sha256(images.asnumpy().tobytes()).hexdigest()
+        for images, _ in dataset.create_tuple_iterator(num_epochs=1)
+    ]
 
 
 def test_shards_are_disjoint_and_cover_the_data(digits_data):
@@ -112,9 +137,15 @@ def distributed_runs(tmp_path_factory, digits_data, zoo_checkpoint) -> dict:
     publish(base / "hub", HUB_ID, "googlenet", zoo_checkpoint)
     output = base / "output"
     environment = job_environment(
-        FT_MODEL=HUB_ID, FT_HUB_MIRROR=str(base / "hub"), FT_HUB_CACHE=str(base / "hub-cache"),
-        FT_TRAIN_DATA=str(digits_data[0]), FT_EVAL_DATA=str(digits_data[1]), FT_OUTPUT=str(output),
-        FT_SCRATCH_DIR=str(base), **SETTINGS)
+        FT_MODEL=HUB_ID,
+        FT_HUB_MIRROR=str(base / "hub"),
+        FT_HUB_CACHE=str(base / "hub-cache"),
+        FT_TRAIN_DATA=str(digits_data[0]),
+        FT_EVAL_DATA=str(digits_data[1]),
+        FT_OUTPUT=str(output),
+        FT_SCRATCH_DIR=str(base),
+        **SETTINGS,
+    )
     killed = JobProcess({**environment, "FT_MASTER_PORT": str(_free_port())})
     committed = killed.wait_for(event("committed", epoch=1), timeout=600)
     rank_one = _worker(killed.process.pid, rank=1)
@@ -122,8 +153,14 @@ def distributed_runs(tmp_path_factory, digits_data, zoo_checkpoint) -> dict:
     killed_code = killed.finish(timeout=300)
     rerun = JobProcess({**environment, "FT_MASTER_PORT": str(_free_port())})
     rerun_code = rerun.finish(timeout=900)
-    return {"killed": killed, "killed_code": killed_code, "committed": committed, "rerun": rerun,
-            "rerun_code": rerun_code, "output": output}
+    return {
+        "killed": killed,
+        "killed_code": killed_code,
+        "committed": committed,
+        "rerun": rerun,
+        "rerun_code": rerun_code,
+        "output": output,
+    }
 
 
 def _worker(launcher_pid: int, rank: int) -> psutil.Process:
@@ -153,8 +190,9 @@ def test_the_rerun_resumes_from_the_last_committed_epoch_and_completes(distribut
 
 
 def test_parameters_are_identical_on_every_rank_at_the_end(distributed_runs):
-    summaries = [line for line in distributed_runs["rerun"].json_lines() if "parameters_sha256" in line
-                 and "event" not in line]
+    summaries = [
+        line for line in distributed_runs["rerun"].json_lines() if "parameters_sha256" in line and "event" not in line
+    ]
     digests = {line.get("rank", 0): line["parameters_sha256"] for line in summaries}
     assert sorted(digests) == [0, 1]
     assert digests[0] == digests[1]
@@ -169,8 +207,12 @@ def test_one_committed_checkpoint_per_epoch_and_metrics_written_once(distributed
     assert metrics["summary"]["top1"] > 0.5  # three digits: learning happened
     # Only rank 0 writes: one attempt's results, uploads only from the attempts that rank 0 ran.
     assert len(list((output / "results").iterdir())) == 1
-    attempts = {start["attempt"] for job in ("killed", "rerun") for start in distributed_runs[job].events("start")
-                if start["rank"] == 0}
+    attempts = {
+        start["attempt"]
+        for job in ("killed", "rerun")
+        for start in distributed_runs[job].events("start")
+        if start["rank"] == 0
+    }
     assert {path.name for path in (output / "checkpoints" / "attempts").iterdir()} <= attempts
     epochs = [line for line in distributed_runs["rerun"].json_lines() if line.get("event") == "epoch"]
     assert all(line["rank"] == 0 for line in epochs)

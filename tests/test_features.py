@@ -49,9 +49,13 @@ def _run(hub_and_data, output: Path, cache: bool = True) -> dict:
     built: list[bool] = []
     build_dataset = data.build_dataset
     stream = io.StringIO()
+
+    def recording(*args, **kwargs):
+        built.append(kwargs["training"])
+        return build_dataset(*args, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(data, "build_dataset", lambda *args, **kwargs: built.append(kwargs["training"])
-                      or build_dataset(*args, **kwargs))
+        patch.setattr(data, "build_dataset", recording)
         if not cache:
             patch.setattr(features, "applies", lambda *_: False)
         run(load_settings(environment(hub_and_data, str(output), **FROZEN)), Progress(stream, as_json=True))
@@ -62,8 +66,11 @@ def _run(hub_and_data, output: Path, cache: bool = True) -> dict:
 @pytest.fixture(scope="module")
 def frozen_runs(hub_and_data, tmp_path_factory) -> dict[str, dict]:
     base = tmp_path_factory.mktemp("frozen")
-    return {"cached": _run(hub_and_data, base / "cached"), "images": _run(hub_and_data, base / "images", cache=False),
-            "base": base}
+    return {
+        "cached": _run(hub_and_data, base / "cached"),
+        "images": _run(hub_and_data, base / "images", cache=False),
+        "base": base,
+    }
 
 
 def test_cached_features_train_like_images(frozen_runs):
@@ -80,11 +87,14 @@ def test_the_backbone_runs_once_not_per_epoch(frozen_runs, hub_and_data):
     assert images["built"].count(True) == EPOCHS  # a shuffled image pipeline per epoch
     assert cached["built"] == [False, False]  # the eval images and the training images, once, in order
     names = [event["event"] for event in cached["events"]]
-    assert names.count("features_cached") == 1 and "features_cached" not in names[names.index("epoch"):]
+    assert names.count("features_cached") == 1 and "features_cached" not in names[names.index("epoch") :]
     event = next(event for event in cached["events"] if event["event"] == "features_cached")
     train_images = len(list(hub_and_data[1][0].rglob("*.png")))
     assert (event["train_images"], event["eval_images"], event["width"]) == (
-        train_images, cached["metrics"]["final"]["images"], 1024)
+        train_images,
+        cached["metrics"]["final"]["images"],
+        1024,
+    )
     assert "features_cached" not in [event["event"] for event in images["events"]]
 
 

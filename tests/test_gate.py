@@ -16,9 +16,13 @@ from launcher.cli import main
 def kube(tmp_path, monkeypatch):
     fake = FakeKube().start()
     monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path / "kubeconfig")))
-    complete = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "retrain", "namespace": "ml"},
-                "spec": {"template": {"spec": {"containers": []}}},
-                "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    complete = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "retrain", "namespace": "ml"},
+        "spec": {"template": {"spec": {"containers": []}}},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}]},
+    }
     fake.watch_sessions = [[("event", "MODIFIED", complete)]]
     yield fake
     fake.stop()
@@ -31,12 +35,23 @@ def submit(tmp_path, s3_server):
     def run(require: list[str], metrics: dict | None) -> int:
         output = f"s3://{bucket}/run-{len(require)}-{bool(metrics)}"
         if metrics is not None:
-            s3_server.client().put_object(Bucket=bucket, Key=output.split("/", 3)[3] + "/metrics.json",
-                                          Body=json.dumps(metrics).encode())
+            s3_server.client().put_object(
+                Bucket=bucket, Key=output.split("/", 3)[3] + "/metrics.json", Body=json.dumps(metrics).encode()
+            )
         spec = tmp_path / "spec.yaml"
-        spec.write_text(yaml.safe_dump({"name": "retrain", "namespace": "ml", "image": "finetune:1",
-                                        "model": "mindspore/1.6/googlenet_cifar10", "train_data": "s3://d/train",
-                                        "eval_data": "s3://d/eval", "output": output}))
+        spec.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "retrain",
+                    "namespace": "ml",
+                    "image": "finetune:1",
+                    "model": "mindspore/1.6/googlenet_cifar10",
+                    "train_data": "s3://d/train",
+                    "eval_data": "s3://d/eval",
+                    "output": output,
+                }
+            )
+        )
         arguments = ["submit", str(spec)]
         for requirement in require:
             arguments += ["--require", requirement]

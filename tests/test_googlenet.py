@@ -6,17 +6,23 @@ from job.models.googlenet import googlenet
 
 # (name, in_channels, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5" (a 3x3 conv in the zoo), pool projection)
 INCEPTION_TABLE = [
-    ("block3a", 192, 64, 96, 128, 16, 32, 32), ("block3b", 256, 128, 128, 192, 32, 96, 64),
-    ("block4a", 480, 192, 96, 208, 16, 48, 64), ("block4b", 512, 160, 112, 224, 24, 64, 64),
-    ("block4c", 512, 128, 128, 256, 24, 64, 64), ("block4d", 512, 112, 144, 288, 32, 64, 64),
-    ("block4e", 528, 256, 160, 320, 32, 128, 128), ("block5a", 832, 256, 160, 320, 32, 128, 128),
+    ("block3a", 192, 64, 96, 128, 16, 32, 32),
+    ("block3b", 256, 128, 128, 192, 32, 96, 64),
+    ("block4a", 480, 192, 96, 208, 16, 48, 64),
+    ("block4b", 512, 160, 112, 224, 24, 64, 64),
+    ("block4c", 512, 128, 128, 256, 24, 64, 64),
+    ("block4d", 512, 112, 144, 288, 32, 64, 64),
+    ("block4e", 528, 256, 160, 320, 32, 128, 128),
+    ("block5a", 832, 256, 160, 320, 32, 128, 128),
     ("block5b", 832, 384, 192, 384, 48, 128, 128),
 ]
 
 
 def _conv_block(prefix: str, in_channels: int, out_channels: int, kernel: int) -> dict[str, tuple]:
-    return {f"{prefix}.conv.weight": (out_channels, in_channels, kernel, kernel),
-            **{f"{prefix}.bn.{name}": (out_channels,) for name in ("gamma", "beta", "moving_mean", "moving_variance")}}
+    return {
+        f"{prefix}.conv.weight": (out_channels, in_channels, kernel, kernel),
+        **{f"{prefix}.bn.{name}": (out_channels,) for name in ("gamma", "beta", "moving_mean", "moving_variance")},
+    }
 
 
 def model_zoo_layout(num_classes: int, include_top: bool) -> dict[str, tuple]:

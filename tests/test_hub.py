@@ -141,9 +141,11 @@ def test_unknown_architecture_needs_an_explicit_network_dir(hub_root, tmp_path, 
         "from job.models.googlenet import googlenet\n\n"
         "def create_network(name, *args, **kwargs):\n"
         "    assert name == 'customnet'\n"
-        "    return googlenet(*args, **kwargs)\n")
-    network = hub.load("tests/1.0/custom", include_top=False, mirror=str(hub_root), cache_dir=tmp_path / "c",
-                       network_dir=network_dir)
+        "    return googlenet(*args, **kwargs)\n"
+    )
+    network = hub.load(
+        "tests/1.0/custom", include_top=False, mirror=str(hub_root), cache_dir=tmp_path / "c", network_dir=network_dir
+    )
     assert len(list(network.get_parameters())) == 285
 
 

@@ -29,8 +29,18 @@ def _hadolint(path: Path) -> subprocess.CompletedProcess:
     import shutil
 
     beside = Path(sys.executable).parent / "hadolint"
-    return subprocess.run([str(beside if beside.exists() else shutil.which("hadolint")), "--no-color",
-                           "--failure-threshold", "warning", str(path)], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [
+            str(beside if beside.exists() else shutil.which("hadolint")),
+            "--no-color",
+            "--failure-threshold",
+            "warning",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("path", ["Dockerfile", "image/standin.Containerfile"])
@@ -98,10 +108,18 @@ def _spec(tmp_path: Path, **overrides) -> object:
     train, evaluation = tmp_path / "data" / "train", tmp_path / "data" / "eval"
     for folder in (hub, train, evaluation):
         folder.mkdir(parents=True, exist_ok=True)
-    document = {"name": "ctr", "image": "mindspore-finetune:dev", "model": "local/1.0/googlenet_digits04",
-                "train_data": str(train), "eval_data": str(evaluation), "output": str(tmp_path / "out"),
-                "settings": {"hub_mirror": str(hub), "epochs": 2}, "env": {"MESSAGE": "costs $5 $(HOME)"},
-                "storage": {"credentials_secret": "s3-credentials"}, **overrides}
+    document = {
+        "name": "ctr",
+        "image": "mindspore-finetune:dev",
+        "model": "local/1.0/googlenet_digits04",
+        "train_data": str(train),
+        "eval_data": str(evaluation),
+        "output": str(tmp_path / "out"),
+        "settings": {"hub_mirror": str(hub), "epochs": 2},
+        "env": {"MESSAGE": "costs $5 $(HOME)"},
+        "storage": {"credentials_secret": "s3-credentials"},
+        **overrides,
+    }
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(document))
     return load_spec(path, [])
@@ -124,8 +142,7 @@ def test_container_command_reproduces_the_pod(tmp_path):
     assert "--read-only" in command and _flags(command, "--cap-drop") == ["ALL"]
     assert _flags(command, "--security-opt") == ["no-new-privileges"] and _flags(command, "--network") == ["none"]
     assert _flags(command, "--mount") == ["type=volume,destination=/scratch", "type=volume,destination=/cache"]
-    assert _flags(command, "--shm-size") == [str(2 * 1024 ** 3)] and _flags(command, "--memory") == [
-        str(16 * 1024 ** 3)]
+    assert _flags(command, "--shm-size") == [str(2 * 1024**3)] and _flags(command, "--memory") == [str(16 * 1024**3)]
     environment = _flags(command, "--env")
     assert "MESSAGE=costs $5 $(HOME)" in environment  # the manifest's doubled $ are literal again
     assert not any(value.startswith("AWS_") for value in environment)  # no credential in the environment
@@ -135,12 +152,17 @@ def test_container_command_reproduces_the_pod(tmp_path):
     assert f"{tmp_path / 'hub'}:{tmp_path / 'hub'}:ro" in volumes
     assert f"{tmp_path / 'data' / 'train'}:{tmp_path / 'data' / 'train'}:ro" in volumes
     assert f"{tmp_path / 'out'}:{tmp_path / 'out'}" in volumes and (tmp_path / "out").is_dir()
-    assert command[command.index("--entrypoint") + 1:] == ["python", "mindspore-finetune:dev", "-m", "job"]
+    assert command[command.index("--entrypoint") + 1 :] == ["python", "mindspore-finetune:dev", "-m", "job"]
 
 
 def test_container_command_mounts_nothing_for_remote_locations(tmp_path):
-    spec = _spec(tmp_path, train_data="s3://bucket/train", eval_data="s3://bucket/eval", output="s3://bucket/out",
-                 settings={"epochs": 2})
+    spec = _spec(
+        tmp_path,
+        train_data="s3://bucket/train",
+        eval_data="s3://bucket/eval",
+        output="s3://bucket/out",
+        settings={"epochs": 2},
+    )
     command = container_command(PODMAN, manifests(spec), network=None)
     assert _flags(command, "--volume") == [] and "--network" not in command
     assert "FT_OUTPUT=s3://bucket/out" in _flags(command, "--env")
@@ -190,11 +212,27 @@ def test_a_missing_engine_is_one_clear_line(tmp_path, monkeypatch):
     with pytest.raises(EngineMissing, match="CONTAINER_ENGINE=nerdctl is not on PATH"):
         find_engine()
     spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({"name": "x", "image": "i:1", "model": "m/1/x", "train_data": "s3://b/t",
-                                    "eval_data": "s3://b/e", "output": "s3://b/o"}))
-    result = subprocess.run([sys.executable, "-m", "launcher", "run", "--local", "--container", str(spec)],
-                            capture_output=True, text=True, check=False, env={"PATH": str(tmp_path),
-                                                                               "PYTHONPATH": str(ROOT)})
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "x",
+                "image": "i:1",
+                "model": "m/1/x",
+                "train_data": "s3://b/t",
+                "eval_data": "s3://b/e",
+                "output": "s3://b/o",
+            }
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "launcher", "run", "--local", "--container", str(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": str(tmp_path), "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: no container engine: install podman (Debian: apt-get "
-                                                  "install podman) or docker, or set CONTAINER_ENGINE to one"]
+    assert result.stderr.strip().splitlines() == [
+        "error: no container engine: install podman (Debian: apt-get "
+        "install podman) or docker, or set CONTAINER_ENGINE to one"
+    ]

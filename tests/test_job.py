@@ -14,22 +14,41 @@ import pytest
 from conftest import HUB_ID, job_environment
 from job.errors import EXIT_BAD_INPUT
 
-FAST = {"FT_IMAGE_SIZE": "32", "FT_BATCH_SIZE": "16", "FT_LR_MAX": "0.02", "FT_WARMUP_EPOCHS": "1",
-        "FT_HFLIP": "false", "FT_CROP_MIN_SCALE": "0.6", "FT_LOG_EVERY": "5", "FT_NUM_WORKERS": "2"}
+FAST = {
+    "FT_IMAGE_SIZE": "32",
+    "FT_BATCH_SIZE": "16",
+    "FT_LR_MAX": "0.02",
+    "FT_WARMUP_EPOCHS": "1",
+    "FT_HFLIP": "false",
+    "FT_CROP_MIN_SCALE": "0.6",
+    "FT_LOG_EVERY": "5",
+    "FT_NUM_WORKERS": "2",
+}
 
 
-def run_job(hub_root: Path, train: Path, evaluation: Path, output: Path, cache: Path,
-            **settings: str) -> subprocess.CompletedProcess:
-    environment = job_environment(FT_MODEL=HUB_ID, FT_HUB_MIRROR=str(hub_root), FT_HUB_CACHE=str(cache),
-                                  FT_TRAIN_DATA=str(train), FT_EVAL_DATA=str(evaluation), FT_OUTPUT=str(output),
-                                  **{**FAST, **settings})
-    return subprocess.run([sys.executable, "-m", "job"], env=environment, capture_output=True, text=True,
-                          check=False, timeout=600)
+def run_job(
+    hub_root: Path, train: Path, evaluation: Path, output: Path, cache: Path, **settings: str
+) -> subprocess.CompletedProcess:
+    environment = job_environment(
+        FT_MODEL=HUB_ID,
+        FT_HUB_MIRROR=str(hub_root),
+        FT_HUB_CACHE=str(cache),
+        FT_TRAIN_DATA=str(train),
+        FT_EVAL_DATA=str(evaluation),
+        FT_OUTPUT=str(output),
+        **{**FAST, **settings},
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "job"], env=environment, capture_output=True, text=True, check=False, timeout=600
+    )
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(root.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +130,15 @@ def test_a_finished_output_is_reported_not_redone(finished_run, digits_data):
 def test_frozen_backbone_keeps_hub_weights(tmp_path, hub_root, digits_data, zoo_checkpoint):
     import mindspore as ms
 
-    result = run_job(hub_root, *digits_data, tmp_path / "out", tmp_path / "cache", FT_EPOCHS="2",
-                     FT_FREEZE_BACKBONE="true", FT_AUGMENT="false")
+    result = run_job(
+        hub_root,
+        *digits_data,
+        tmp_path / "out",
+        tmp_path / "cache",
+        FT_EPOCHS="2",
+        FT_FREEZE_BACKBONE="true",
+        FT_AUGMENT="false",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     events = [json.loads(line)["event"] for line in result.stdout.strip().splitlines()[:-1]]
     assert events.count("features_cached") == 1  # without augmentation the head trains on cached features
@@ -127,18 +153,31 @@ def test_frozen_backbone_keeps_hub_weights(tmp_path, hub_root, digits_data, zoo_
     assert not np.array_equal(tuned["classifier.weight"].asnumpy(), hub_weights["classifier.weight"].asnumpy()[:3])
 
 
-@pytest.mark.parametrize("change, fragment", [
-    ({"FT_MODEL": "tests/1.0/nonexistent"}, "unknown hub model 'tests/1.0/nonexistent'"),
-    ({"FT_NUM_CLASSES": "5"}, "FT_NUM_CLASSES=5 but FT_TRAIN_DATA has 3 class folders"),
-    ({"FT_BATCH_SIZE": "100000"}, "fewer than FT_BATCH_SIZE=100000"),
-    ({"FT_TRAIN_DATA": "/nonexistent/train"}, "FT_TRAIN_DATA=/nonexistent/train is not a directory"),
-])
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"FT_MODEL": "tests/1.0/nonexistent"}, "unknown hub model 'tests/1.0/nonexistent'"),
+        ({"FT_NUM_CLASSES": "5"}, "FT_NUM_CLASSES=5 but FT_TRAIN_DATA has 3 class folders"),
+        ({"FT_BATCH_SIZE": "100000"}, "fewer than FT_BATCH_SIZE=100000"),
+        ({"FT_TRAIN_DATA": "/nonexistent/train"}, "FT_TRAIN_DATA=/nonexistent/train is not a directory"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tmp_path, hub_root, digits_data, change, fragment):
     settings = {"FT_MODEL": HUB_ID, "FT_TRAIN_DATA": str(digits_data[0]), **change}
     environment = {**FAST, "FT_EVAL_DATA": str(digits_data[1]), **settings}
-    result = subprocess.run([sys.executable, "-m", "job"], capture_output=True, text=True, check=False, timeout=300,
-                            env=job_environment(FT_HUB_MIRROR=str(hub_root), FT_HUB_CACHE=str(tmp_path / "c"),
-                                                FT_OUTPUT=str(tmp_path / "out"), **environment))
+    result = subprocess.run(
+        [sys.executable, "-m", "job"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env=job_environment(
+            FT_HUB_MIRROR=str(hub_root),
+            FT_HUB_CACHE=str(tmp_path / "c"),
+            FT_OUTPUT=str(tmp_path / "out"),
+            **environment,
+        ),
+    )
     assert result.returncode == EXIT_BAD_INPUT, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
@@ -146,15 +185,36 @@ def test_bad_input_exits_2_with_one_line(tmp_path, hub_root, digits_data, change
 
 
 def test_check_mode_validates_without_training(tmp_path, hub_root, digits_data):
-    base = {"FT_MODEL": HUB_ID, "FT_HUB_MIRROR": str(hub_root), "FT_HUB_CACHE": str(tmp_path / "cache"),
-            "FT_TRAIN_DATA": str(digits_data[0]), "FT_EVAL_DATA": str(digits_data[1]),
-            "FT_OUTPUT": str(tmp_path / "out")}
-    good = subprocess.run([sys.executable, "-m", "job", "--check"], env=job_environment(**base),
-                          capture_output=True, text=True, check=False, timeout=120)
+    base = {
+        "FT_MODEL": HUB_ID,
+        "FT_HUB_MIRROR": str(hub_root),
+        "FT_HUB_CACHE": str(tmp_path / "cache"),
+        "FT_TRAIN_DATA": str(digits_data[0]),
+        "FT_EVAL_DATA": str(digits_data[1]),
+        "FT_OUTPUT": str(tmp_path / "out"),
+    }
+    good = subprocess.run(
+        [sys.executable, "-m", "job", "--check"],
+        env=job_environment(**base),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert good.returncode == 0, good.stderr
-    assert json.loads(good.stdout) == {"check": "ok", "model": HUB_ID, "model_name": "googlenet",
-                                       "output": str(tmp_path / "out")}
+    assert json.loads(good.stdout) == {
+        "check": "ok",
+        "model": HUB_ID,
+        "model_name": "googlenet",
+        "output": str(tmp_path / "out"),
+    }
     assert not list((tmp_path / "cache").rglob("*.ckpt"))  # the descriptor only: no checkpoint download
-    bad = subprocess.run([sys.executable, "-m", "job", "--check"], capture_output=True, text=True, check=False,
-                         env=job_environment(**{**base, "FT_MODEL": "tests/1.0/absent"}), timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "job", "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=job_environment(**{**base, "FT_MODEL": "tests/1.0/absent"}),
+        timeout=120,
+    )
     assert bad.returncode == EXIT_BAD_INPUT and "unknown hub model 'tests/1.0/absent'" in bad.stderr

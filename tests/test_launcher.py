@@ -22,8 +22,14 @@ from launcher.validate import validate_manifests
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 GOLDEN = Path(__file__).parent / "golden"
-MINIMAL = {"name": "tiny", "image": "finetune:1", "model": "mindspore/1.6/googlenet_cifar10",
-           "train_data": "s3://b/train", "eval_data": "s3://b/eval", "output": "s3://b/out"}
+MINIMAL = {
+    "name": "tiny",
+    "image": "finetune:1",
+    "model": "mindspore/1.6/googlenet_cifar10",
+    "train_data": "s3://b/train",
+    "eval_data": "s3://b/eval",
+    "output": "s3://b/out",
+}
 
 
 def _container(document: dict) -> dict:
@@ -34,7 +40,8 @@ def _container(document: dict) -> dict:
 def test_golden_renders(example):
     golden = GOLDEN / example.name
     assert render(load_spec(example)) == golden.read_text(), (
-        f"the render of {example.name} changed; if intended: launcher render {example} > {golden}")
+        f"the render of {example.name} changed; if intended: launcher render {example} > {golden}"
+    )
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)
@@ -73,27 +80,39 @@ def test_security_posture_and_secrets_by_reference():
     assert pod["enableServiceLinks"] is False  # a Service named ft-* would inject FT_*_SERVICE_HOST
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     shm = next(volume for volume in pod["volumes"] if volume["name"] == "shm")
     assert shm["emptyDir"]["medium"] == "Memory"
     assert not [item for item in container["env"] if "valueFrom" in item or item["name"].startswith("AWS_")]
     credentials = next(volume for volume in pod["volumes"] if "secret" in volume)
-    assert credentials["secret"] == {"secretName": "s3-creds", "defaultMode": 0o440, "items": [
-        {"key": "AWS_ACCESS_KEY_ID", "path": "access-key-id"},
-        {"key": "AWS_SECRET_ACCESS_KEY", "path": "secret-access-key"}]}
+    assert credentials["secret"] == {
+        "secretName": "s3-creds",
+        "defaultMode": 0o440,
+        "items": [
+            {"key": "AWS_ACCESS_KEY_ID", "path": "access-key-id"},
+            {"key": "AWS_SECRET_ACCESS_KEY", "path": "secret-access-key"},
+        ],
+    }
     mount = next(item for item in container["volumeMounts"] if item["name"] == credentials["name"])
     assert mount == {"name": "s3-credentials", "mountPath": "/var/run/secrets/finetune/s3", "readOnly": True}
     assert {"name": "FT_S3_CREDENTIALS_DIR", "value": mount["mountPath"]} in container["env"]
     rules = document["spec"]["podFailurePolicy"]["rules"]
-    assert rules[0] == {"action": "FailJob", "onExitCodes": {"containerName": "finetune", "operator": "In",
-                                                             "values": [2]}}
+    assert rules[0] == {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "finetune", "operator": "In", "values": [2]},
+    }
     assert rules[1]["action"] == "Ignore" and rules[1]["onPodConditions"][0]["type"] == "DisruptionTarget"
     with_account = manifests(JobSpec.model_validate({**MINIMAL, "service_account": "trainer"}))[0]
     account_pod = with_account["spec"]["template"]["spec"]
     assert account_pod["serviceAccountName"] == "trainer" and account_pod["automountServiceAccountToken"] is False
-    with_token = manifests(JobSpec.model_validate({**MINIMAL, "service_account": "trainer",
-                                                   "service_account_token": True}))[0]
+    with_token = manifests(
+        JobSpec.model_validate({**MINIMAL, "service_account": "trainer", "service_account_token": True})
+    )[0]
     assert with_token["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
 
 
@@ -101,13 +120,18 @@ def test_several_workers_render_an_indexed_job_and_the_service_naming_its_pods()
     spec = JobSpec.model_validate({**MINIMAL, "workers": 3, "retries": 2, "settings": {"batch_size": 48}})
     service, job, policy = manifests(spec)
     assert policy["kind"] == "NetworkPolicy" and policy["spec"]["ingress"] == [
-        {"from": [{"podSelector": {"matchLabels": service["spec"]["selector"]}}]}]
+        {"from": [{"podSelector": {"matchLabels": service["spec"]["selector"]}}]}
+    ]
     assert service["kind"] == "Service" and service["metadata"]["name"] == "tiny-workers"
     assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
     pod_labels = job["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert {key: job["spec"][key] for key in ("completionMode", "completions", "parallelism", "backoffLimit")} == {
-        "completionMode": "Indexed", "completions": 3, "parallelism": 3, "backoffLimit": 6}
+        "completionMode": "Indexed",
+        "completions": 3,
+        "parallelism": 3,
+        "backoffLimit": 6,
+    }
     assert job["spec"]["template"]["spec"]["subdomain"] == "tiny-workers"
     env = {item["name"]: item.get("value") for item in _container(job)["env"]}
     assert (env["FT_WORKERS"], env["FT_DEVICES_PER_WORKER"], env["FT_WORKER_SERVICE"]) == ("3", "1", "tiny-workers")
@@ -117,9 +141,11 @@ def test_several_workers_render_an_indexed_job_and_the_service_naming_its_pods()
     assert "completionMode" not in single[0]["spec"] and single[1]["spec"]["ingress"] == []
     accelerators = JobSpec.model_validate({**MINIMAL, "resources": {"accelerators": 8}, "settings": {"batch_size": 64}})
     assert {item["name"]: item.get("value") for item in _container(manifests(accelerators)[0])["env"]}[
-        "FT_DEVICE_TARGET"] == "GPU"  # implied by nvidia.com/gpu
+        "FT_DEVICE_TARGET"
+    ] == "GPU"  # implied by nvidia.com/gpu
     assert {item["name"]: item.get("value") for item in _container(manifests(accelerators)[0])["env"]}[
-        "FT_DEVICES_PER_WORKER"] == "8"
+        "FT_DEVICES_PER_WORKER"
+    ] == "8"
 
 
 def test_the_global_batch_must_split_evenly_over_the_processes(tmp_path, capsys):
@@ -155,13 +181,22 @@ BAD_SPECS = [
     ({"settings": {"output": "/x"}}, "settings.output: set by the manifest itself"),
     ({"settings": {"s3_credentials_dir": "/x"}}, "settings.s3_credentials_dir: set by the manifest itself"),
     ({"resources": {"memory": "lots"}}, "resources.memory: 'lots' is not a valid Kubernetes quantity"),
-    ({"resources": {"accelerators": 4}, "settings": {"device_target": "CPU"}},
-     "settings.device_target: CPU with resources.accelerators: 4"),
+    (
+        {"resources": {"accelerators": 4}, "settings": {"device_target": "CPU"}},
+        "settings.device_target: CPU with resources.accelerators: 4",
+    ),
     ({"settings": {"device_target": "GPU"}}, "settings.device_target: GPU needs resources.accelerators"),
-    ({"resources": {"accelerators": 1, "accelerator_resource": "huawei.com/Ascend910"},
-      "settings": {"device_target": "GPU"}}, "does not match resources.accelerator_resource huawei.com/Ascend910"),
-    ({"resources": {"accelerators": 1, "accelerator_resource": "amd.com/gpu"}},
-     "settings.device_target: required with resources.accelerator_resource amd.com/gpu"),
+    (
+        {
+            "resources": {"accelerators": 1, "accelerator_resource": "huawei.com/Ascend910"},
+            "settings": {"device_target": "GPU"},
+        },
+        "does not match resources.accelerator_resource huawei.com/Ascend910",
+    ),
+    (
+        {"resources": {"accelerators": 1, "accelerator_resource": "amd.com/gpu"}},
+        "settings.device_target: required with resources.accelerator_resource amd.com/gpu",
+    ),
     ({"labels": {"team": "a b"}}, "labels.team: 'a b' is not a valid label value"),
     ({"labels": {"app.kubernetes.io/name": "mine"}}, "labels: app.kubernetes.io/name is set by the manifest"),
     ({"annotations": {"example.com/blob": BIG_ANNOTATION}}, "bytes together, the API server's limit is 262144"),
@@ -170,8 +205,10 @@ BAD_SPECS = [
     ({"ttl_seconds_after_finished": -1}, "ttl_seconds_after_finished: Input should be greater than or equal to 0"),
     ({"tolerations": [{"key": "gpu", "opertor": "Exists"}]}, "tolerations.0.opertor: not a spec key"),
     ({"image_pull_secrets": ["Bad Name"]}, "image_pull_secrets.0: 'Bad Name' is not a valid name"),
-    ({"network_policy": {"egress_cidrs": ["everywhere"]}}, "network_policy.egress_cidrs.0: 'everywhere' is not a "
-                                                          "valid CIDR"),
+    (
+        {"network_policy": {"egress_cidrs": ["everywhere"]}},
+        "network_policy.egress_cidrs.0: 'everywhere' is not a valid CIDR",
+    ),
     ({"model": "https://hub.example.com:port/x.md"}, "model: 'https://hub.example.com:port/x.md' is not a valid URL"),
     ({"replicas": 3}, "replicas: not a spec key"),
     ({"notes": __import__("datetime").date(2026, 1, 1)}, "notes: not a spec key"),
@@ -199,9 +236,11 @@ def test_setting_values_are_checked_by_the_jobs_own_model(tmp_path, capsys):
 def test_overrides_and_missing_files(tmp_path, capsys):
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(MINIMAL))
-    spec = load_spec(path, ["settings.epochs=5", "resources.accelerators=2", "labels.team=vision",
-                            "settings.batch_size=32"])  # (YAML scalars: 5 and 32 are numbers)
-    assert spec.settings.model_dump(exclude_none=True) == {"epochs": 5, "batch_size": 32} and spec.labels == {"team": "vision"}
+    spec = load_spec(
+        path, ["settings.epochs=5", "resources.accelerators=2", "labels.team=vision", "settings.batch_size=32"]
+    )  # (YAML scalars: 5 and 32 are numbers)
+    assert spec.settings.model_dump(exclude_none=True) == {"epochs": 5, "batch_size": 32}
+    assert spec.labels == {"team": "vision"}
     assert spec.resources.accelerators == 2 and spec.implied_device_target.value == "GPU"
     with pytest.raises(SpecError, match="use --set key=value"):
         load_spec(path, ["epochs"])
@@ -211,11 +250,36 @@ def test_overrides_and_missing_files(tmp_path, capsys):
 
 HOSTILE = strategies.one_of(
     strategies.text(min_size=1, max_size=40),
-    strategies.sampled_from(['"', "'", "\n", "{{ name }}", "$(HOME)", "$$(X)", "$", "{% raw %}", "&anchor *anchor",
-                             "--- \n...",
-                             "key: value", "- item", "!!python/object:os.system", "\\", "#", "@", "`", "\ufeff",
-                             "\u2028", "\x00", "\x85", "\U0001F600", "|\n  block", "> folded", "? complex",
-                             "%YAML 1.1"]),
+    strategies.sampled_from(
+        [
+            '"',
+            "'",
+            "\n",
+            "{{ name }}",
+            "$(HOME)",
+            "$$(X)",
+            "$",
+            "{% raw %}",
+            "&anchor *anchor",
+            "--- \n...",
+            "key: value",
+            "- item",
+            "!!python/object:os.system",
+            "\\",
+            "#",
+            "@",
+            "`",
+            "\ufeff",
+            "\u2028",
+            "\x00",
+            "\x85",
+            "\U0001f600",
+            "|\n  block",
+            "> folded",
+            "? complex",
+            "%YAML 1.1",
+        ]
+    ),
 ).filter(lambda text: "://" not in text)  # URLs with credentials are refused, a case of its own
 IMAGE = HOSTILE.map(lambda text: "".join(text.split()) or "x")  # an image reference has no spaces
 
@@ -223,9 +287,19 @@ IMAGE = HOSTILE.map(lambda text: "".join(text.split()) or "x")  # an image refer
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(image=IMAGE, model=HOSTILE, data=HOSTILE, output=HOSTILE, value=HOSTILE, note=HOSTILE)
 def test_hostile_strings_render_back_to_exactly_the_input(image, model, data, output, value, note):
-    spec = JobSpec.model_validate({
-        **MINIMAL, "image": image, "model": model, "train_data": data, "eval_data": data + "e", "output": output,
-        "env": {"EXTRA": value}, "annotations": {"example.com/note": note}, "settings": {"hub_mirror": value}})
+    spec = JobSpec.model_validate(
+        {
+            **MINIMAL,
+            "image": image,
+            "model": model,
+            "train_data": data,
+            "eval_data": data + "e",
+            "output": output,
+            "env": {"EXTRA": value},
+            "annotations": {"example.com/note": note},
+            "settings": {"hub_mirror": value},
+        }
+    )
     documents = list(yaml.safe_load_all(render(spec)))
     assert [document["kind"] for document in documents] == ["Job", "NetworkPolicy"]
     job = documents[0]
@@ -233,7 +307,11 @@ def test_hostile_strings_render_back_to_exactly_the_input(image, model, data, ou
     env = {item["name"]: item["value"].replace("$$", "$") for item in container["env"] if "value" in item}
     assert container["image"] == image
     assert (env["FT_MODEL"], env["FT_TRAIN_DATA"], env["FT_EVAL_DATA"], env["FT_OUTPUT"]) == (
-        model, data, data + "e", output)
+        model,
+        data,
+        data + "e",
+        output,
+    )
     assert env["EXTRA"] == value and env["FT_HUB_MIRROR"] == value
     assert job["metadata"]["annotations"] == {"example.com/note": note}
     assert job["metadata"]["name"] == "tiny" and job["kind"] == "Job"
@@ -244,13 +322,33 @@ def test_run_local_gives_the_job_the_manifest_environment(tmp_path, hub_root, di
 
     train, evaluation = digits_data
     spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({**MINIMAL, "model": HUB_ID, "train_data": str(train),
-                                    "eval_data": str(evaluation), "output": str(tmp_path / "out"),
-                                    "settings": {"hub_mirror": str(hub_root), "epochs": 1, "image_size": 32,
-                                                 "batch_size": 16, "export_mindir": False, "log_every": 100}}))
-    result = subprocess.run([sys.executable, "-m", "launcher", "run", "--local", str(spec), "--workdir",
-                             str(tmp_path / "work")], capture_output=True, text=True, check=False, timeout=600,
-                            env={"PATH": "/usr/bin:/bin", "FT_EPOCHS": "99", "AWS_ENDPOINT_URL": "http://leak"})
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                **MINIMAL,
+                "model": HUB_ID,
+                "train_data": str(train),
+                "eval_data": str(evaluation),
+                "output": str(tmp_path / "out"),
+                "settings": {
+                    "hub_mirror": str(hub_root),
+                    "epochs": 1,
+                    "image_size": 32,
+                    "batch_size": 16,
+                    "export_mindir": False,
+                    "log_every": 100,
+                },
+            }
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "launcher", "run", "--local", str(spec), "--workdir", str(tmp_path / "work")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={"PATH": "/usr/bin:/bin", "FT_EPOCHS": "99", "AWS_ENDPOINT_URL": "http://leak"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["epochs"] == 1  # the manifest's FT_EPOCHS, not this machine's

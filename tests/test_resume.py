@@ -79,8 +79,17 @@ def test_training_goes_on_through_a_storage_outage_and_everything_is_committed(h
     """The S3 server is down for OUTAGE_SECONDS from just after the first commit, in the middle of the run."""
     epochs = 16  # about 35 s of training after the first commit on 2 cores: it outlasts the outage
     output = f"s3://{s3_server.new_bucket()}/outage"
-    job = JobProcess(environment(hub_and_data, output, FT_EPOCHS=str(epochs), FT_KEEP_CHECKPOINTS="2",
-                                 FT_S3_MAX_ATTEMPTS="1", FT_S3_CONNECT_TIMEOUT="1", FT_S3_READ_TIMEOUT="5"))
+    job = JobProcess(
+        environment(
+            hub_and_data,
+            output,
+            FT_EPOCHS=str(epochs),
+            FT_KEEP_CHECKPOINTS="2",
+            FT_S3_MAX_ATTEMPTS="1",
+            FT_S3_CONNECT_TIMEOUT="1",
+            FT_S3_READ_TIMEOUT="5",
+        )
+    )
     job.wait_for(event("committed", epoch=1))
     down = time.time()  # S3 refuses connections as soon as the server is asked to stop; the rest can take 15 s
     s3_server.stop()
@@ -93,22 +102,27 @@ def test_training_goes_on_through_a_storage_outage_and_everything_is_committed(h
     assert job.finish() == 0, job.stderr[-2000:]
 
     context = f"outage from 0 to {back - down:.1f} s; events: " + str(
-        [(round(found["time"] - down, 1), found["event"], found.get("epoch")) for found in job.events()])
+        [(round(found["time"] - down, 1), found["event"], found.get("epoch")) for found in job.events()]
+    )
     during = [found for found in job.events() if down < found["time"] < back]
     assert [found for found in during if found["event"] == "storage_retry"], context
     # Epochs went on past the one whose commit failed first, until the end of the outage and beyond it.
     assert len([found for found in during if found["event"] == "epoch"]) >= 2, context
-    assert [found for found in during if found["event"] in ("step", "epoch")
-            and found["time"] > back - OUTAGE_SECONDS / 4], f"training stalled; {context}"
+    assert [
+        found for found in during if found["event"] in ("step", "epoch") and found["time"] > back - OUTAGE_SECONDS / 4
+    ], f"training stalled; {context}"
     assert [found for found in job.events("epoch") if found["time"] > back], f"training ended first; {context}"
     assert sorted(found["epoch"] for found in job.events("committed")) == list(range(1, epochs + 1)), context
     assert_committed(output, epochs, keep=2)
 
 
-@pytest.mark.parametrize("problem, fragment", [
-    ("credentials", "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL"),
-    ("bucket", "bucket 'no-such-bucket' of s3://no-such-bucket/out does not exist"),
-])
+@pytest.mark.parametrize(
+    "problem, fragment",
+    [
+        ("credentials", "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL"),
+        ("bucket", "bucket 'no-such-bucket' of s3://no-such-bucket/out does not exist"),
+    ],
+)
 def test_bad_storage_fails_before_training(hub_and_data, s3_server, problem, fragment):
     output = "s3://no-such-bucket/out" if problem == "bucket" else f"s3://{s3_server.new_bucket()}/out"
     settings = environment(hub_and_data, output, FT_S3_MAX_ATTEMPTS="1")

@@ -20,11 +20,14 @@ def test_first_claim_records_and_a_matching_one_resumes(tmp_path):
     assert claim(store, load_settings({**REQUIRED, "FT_LOG_EVERY": "3"}), ["x", "y"], DATA) is False
 
 
-@pytest.mark.parametrize("settings, classes, data, fragment", [
-    ({"FT_EPOCHS": "7"}, ["x", "y"], DATA, "FT_EPOCHS was 60, now 7"),
-    ({}, ["x", "z"], DATA, "the class list differs"),
-    ({}, ["x", "y"], {**DATA, "FT_TRAIN_DATA": "c" * 64}, "FT_TRAIN_DATA changed since the run started"),
-])
+@pytest.mark.parametrize(
+    "settings, classes, data, fragment",
+    [
+        ({"FT_EPOCHS": "7"}, ["x", "y"], DATA, "FT_EPOCHS was 60, now 7"),
+        ({}, ["x", "z"], DATA, "the class list differs"),
+        ({}, ["x", "y"], {**DATA, "FT_TRAIN_DATA": "c" * 64}, "FT_TRAIN_DATA changed since the run started"),
+    ],
+)
 def test_another_run_is_refused(tmp_path, settings, classes, data, fragment):
     store = LocalStore(tmp_path)
     claim(store, load_settings(REQUIRED), ["x", "y"], DATA)

@@ -9,7 +9,8 @@ import json
 import re
 import subprocess
 import sys
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -49,8 +50,12 @@ def _literal_secrets(node: Any, path: str) -> Iterator[str]:
     in Name or Ref name a Secret rather than hold one."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if (isinstance(value, str) and value and SECRET_NAME.search(str(key))
-                    and not str(key).endswith(("Name", "Ref"))):
+            if (
+                isinstance(value, str)
+                and value
+                and SECRET_NAME.search(str(key))
+                and not str(key).endswith(("Name", "Ref"))
+            ):
                 yield f"{path}.{key}"
             yield from _literal_secrets(value, f"{path}.{key}")
     elif isinstance(node, list):
@@ -83,8 +88,9 @@ def _container_violations(pod: dict, container: dict) -> Iterator[str]:
     for variable in container.get("env") or []:
         name, source = variable["name"], variable.get("valueFrom") or {}
         if "secretKeyRef" in source:
-            yield (f"credentials in the environment: env {name} is inherited by every process; mount the Secret "
-                   f"as files")
+            yield (
+                f"credentials in the environment: env {name} is inherited by every process; mount the Secret as files"
+            )
         elif SECRET_NAME.search(name) and not name.endswith(LOCATION_SUFFIXES):
             yield f"inline secret: env {name} holds a secret-looking value; mount it from a Secret as a file"
     for source in container.get("envFrom") or []:
@@ -125,16 +131,22 @@ def _pod_labels(document: dict) -> Iterator[dict]:
 
 def unisolated_pods(documents: list[dict]) -> list[str]:
     """Workloads whose pods no NetworkPolicy of the same set selects, for both directions."""
-    policies = [d for d in documents if d.get("kind") == "NetworkPolicy"
-                and {"Ingress", "Egress"} <= set((d.get("spec") or {}).get("policyTypes") or [])]
+    policies = [
+        d
+        for d in documents
+        if d.get("kind") == "NetworkPolicy"
+        and {"Ingress", "Egress"} <= set((d.get("spec") or {}).get("policyTypes") or [])
+    ]
     found = []
     for document in documents:
         if document.get("kind") == "NetworkPolicy" or not list(pod_specs(document)):
             continue
         for labels in _pod_labels(document):
             if not any(_selects(policy, labels) for policy in policies):
-                found.append(f"{document.get('kind')}/{document['metadata'].get('name')}: network: no "
-                             f"NetworkPolicy (ingress and egress) selects its pods")
+                found.append(
+                    f"{document.get('kind')}/{document['metadata'].get('name')}: network: no "
+                    f"NetworkPolicy (ingress and egress) selects its pods"
+                )
     return found
 
 
@@ -145,15 +157,19 @@ def violations(document: dict) -> list[str]:
         found_namespace = [f"{name}: namespace: the default namespace is shared; name one"]
     else:
         found_namespace = []
-    found = found_namespace + [f"{name}: {path}: inline secret: a literal value under a secret-looking key"
-                               for path in _literal_secrets(document, "")]
+    found = found_namespace + [
+        f"{name}: {path}: inline secret: a literal value under a secret-looking key"
+        for path in _literal_secrets(document, "")
+    ]
     if document.get("kind") == "Secret":
         found.append(f"{name}: Secret: inline secret: manifests reference existing Secrets, never carry one")
     for pod in pod_specs(document):
         found += [f"{name}: pod: {problem}" for problem in _pod_violations(pod)]
         for container in [*pod["containers"], *(pod.get("initContainers") or [])]:
-            found += [f"{name}: container {container.get('name')}: {problem}"
-                      for problem in _container_violations(pod, container)]
+            found += [
+                f"{name}: container {container.get('name')}: {problem}"
+                for problem in _container_violations(pod, container)
+            ]
     return found
 
 
@@ -180,8 +196,9 @@ def test_every_rendered_manifest_meets_the_policy(source, path):
 def test_a_token_is_mounted_only_when_asked_for():
     named = manifests(JobSpec.model_validate({**MINIMAL, "service_account": "trainer"}))[0]
     assert named["spec"]["template"]["spec"]["automountServiceAccountToken"] is False and violations(named) == []
-    asked = manifests(JobSpec.model_validate({**MINIMAL, "service_account": "trainer",
-                                              "service_account_token": True}))[0]
+    asked = manifests(JobSpec.model_validate({**MINIMAL, "service_account": "trainer", "service_account_token": True}))[
+        0
+    ]
     assert [problem for problem in violations(asked) if "automountServiceAccountToken" in problem]  # declared
 
 
@@ -217,49 +234,83 @@ def _apply(tree: dict, changes: dict[str, Any]) -> None:
             target[last] = value
 
 
-@pytest.mark.parametrize("changes, rule", [
-    pytest.param({"securityContext.runAsNonRoot": DELETE, f"{CONTAINER}.runAsNonRoot": DELETE}, "runAsNonRoot",
-                 id="runAsNonRoot-unset"),
-    pytest.param({f"{CONTAINER}.runAsNonRoot": False}, "runAsNonRoot", id="runAsNonRoot-overridden-by-container"),
-    pytest.param({"securityContext.runAsUser": 0}, "runAsUser", id="runAsUser-root"),
-    pytest.param({"securityContext.runAsUser": DELETE}, "runAsUser", id="runAsUser-unset"),
-    pytest.param({f"{CONTAINER}.allowPrivilegeEscalation": True}, "allowPrivilegeEscalation",
-                 id="allowPrivilegeEscalation"),
-    pytest.param({f"{CONTAINER}.capabilities": {"drop": ["NET_RAW"]}}, "capabilities", id="capabilities-kept"),
-    pytest.param({f"{CONTAINER}.readOnlyRootFilesystem": False}, "readOnlyRootFilesystem",
-                 id="readOnlyRootFilesystem"),
-    pytest.param({"securityContext.seccompProfile": {"type": "Unconfined"}}, "seccompProfile", id="seccomp"),
-    pytest.param({f"{CONTAINER}.privileged": True}, "privileged", id="privileged"),
-    pytest.param({"volumes.0": {"name": "scratch", "hostPath": {"path": "/"}}}, "hostPath", id="hostPath"),
-    pytest.param({"hostNetwork": True}, "hostNetwork", id="hostNetwork"),
-    pytest.param({"hostPID": True}, "hostPID", id="hostPID"),
-    pytest.param({"hostIPC": True}, "hostIPC", id="hostIPC"),
-    pytest.param({"automountServiceAccountToken": DELETE}, "automountServiceAccountToken", id="token-by-default"),
-    pytest.param({"automountServiceAccountToken": True}, "automountServiceAccountToken",
-                 id="token-without-service-account"),
-    pytest.param({"automountServiceAccountToken": True, "serviceAccountName": "trainer"},
-                 "automountServiceAccountToken", id="token-with-service-account"),
-    pytest.param({"enableServiceLinks": DELETE}, "enableServiceLinks", id="service-links"),
-    pytest.param({"containers.0.env": [{"name": "DB_PASSWORD", "value": "hunter2"}]}, "env DB_PASSWORD",
-                 id="secret-env-inline"),
-    pytest.param({"containers.0.env": [{"name": "API_TOKEN", "valueFrom": {"configMapKeyRef": {"name": "c",
-                                                                                               "key": "k"}}}]},
-                 "env API_TOKEN", id="secret-env-from-a-config-map"),
-    pytest.param({"containers.0.env": [{"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {
-        "name": "s3", "key": "AWS_SECRET_ACCESS_KEY"}}}]}, "credentials in the environment",
-                 id="secret-env-from-a-secret"),
-    pytest.param({"containers.0.envFrom": [{"secretRef": {"name": "s3"}}]}, "credentials in the environment",
-                 id="secret-env-from-all-of-a-secret"),
-    pytest.param({"initContainers": [{"name": "fetch", "image": "busybox"}]}, "container fetch",
-                 id="init-container-checked"),
-])
+@pytest.mark.parametrize(
+    "changes, rule",
+    [
+        pytest.param(
+            {"securityContext.runAsNonRoot": DELETE, f"{CONTAINER}.runAsNonRoot": DELETE},
+            "runAsNonRoot",
+            id="runAsNonRoot-unset",
+        ),
+        pytest.param({f"{CONTAINER}.runAsNonRoot": False}, "runAsNonRoot", id="runAsNonRoot-overridden-by-container"),
+        pytest.param({"securityContext.runAsUser": 0}, "runAsUser", id="runAsUser-root"),
+        pytest.param({"securityContext.runAsUser": DELETE}, "runAsUser", id="runAsUser-unset"),
+        pytest.param(
+            {f"{CONTAINER}.allowPrivilegeEscalation": True}, "allowPrivilegeEscalation", id="allowPrivilegeEscalation"
+        ),
+        pytest.param({f"{CONTAINER}.capabilities": {"drop": ["NET_RAW"]}}, "capabilities", id="capabilities-kept"),
+        pytest.param(
+            {f"{CONTAINER}.readOnlyRootFilesystem": False}, "readOnlyRootFilesystem", id="readOnlyRootFilesystem"
+        ),
+        pytest.param({"securityContext.seccompProfile": {"type": "Unconfined"}}, "seccompProfile", id="seccomp"),
+        pytest.param({f"{CONTAINER}.privileged": True}, "privileged", id="privileged"),
+        pytest.param({"volumes.0": {"name": "scratch", "hostPath": {"path": "/"}}}, "hostPath", id="hostPath"),
+        pytest.param({"hostNetwork": True}, "hostNetwork", id="hostNetwork"),
+        pytest.param({"hostPID": True}, "hostPID", id="hostPID"),
+        pytest.param({"hostIPC": True}, "hostIPC", id="hostIPC"),
+        pytest.param({"automountServiceAccountToken": DELETE}, "automountServiceAccountToken", id="token-by-default"),
+        pytest.param(
+            {"automountServiceAccountToken": True}, "automountServiceAccountToken", id="token-without-service-account"
+        ),
+        pytest.param(
+            {"automountServiceAccountToken": True, "serviceAccountName": "trainer"},
+            "automountServiceAccountToken",
+            id="token-with-service-account",
+        ),
+        pytest.param({"enableServiceLinks": DELETE}, "enableServiceLinks", id="service-links"),
+        pytest.param(
+            {"containers.0.env": [{"name": "DB_PASSWORD", "value": "hunter2"}]},
+            "env DB_PASSWORD",
+            id="secret-env-inline",
+        ),
+        pytest.param(
+            {"containers.0.env": [{"name": "API_TOKEN", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]},
+            "env API_TOKEN",
+            id="secret-env-from-a-config-map",
+        ),
+        pytest.param(
+            {
+                "containers.0.env": [
+                    {
+                        "name": "AWS_SECRET_ACCESS_KEY",
+                        "valueFrom": {"secretKeyRef": {"name": "s3", "key": "AWS_SECRET_ACCESS_KEY"}},
+                    }
+                ]
+            },
+            "credentials in the environment",
+            id="secret-env-from-a-secret",
+        ),
+        pytest.param(
+            {"containers.0.envFrom": [{"secretRef": {"name": "s3"}}]},
+            "credentials in the environment",
+            id="secret-env-from-all-of-a-secret",
+        ),
+        pytest.param(
+            {"initContainers": [{"name": "fetch", "image": "busybox"}]}, "container fetch", id="init-container-checked"
+        ),
+    ],
+)
 def test_each_rule_can_fail(changes, rule):
     job = manifests(JobSpec.model_validate({**MINIMAL, "storage": {"credentials_secret": "s3-credentials"}}))[0]
     assert violations(job) == []
     bad = copy.deepcopy(job)
     _apply(bad["spec"]["template"]["spec"], changes)
-    cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "weekly"},
-            "spec": {"schedule": "0 3 * * 0", "jobTemplate": {"spec": bad["spec"]}}}
+    cron = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "weekly"},
+        "spec": {"schedule": "0 3 * * 0", "jobTemplate": {"spec": bad["spec"]}},
+    }
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"}, "spec": bad["spec"]["template"]["spec"]}
     for document in (bad, cron, pod):  # the same pod found wherever it is embedded
         found = violations(document)
@@ -267,15 +318,29 @@ def test_each_rule_can_fail(changes, rule):
         assert found[0].startswith(f"{document['kind']}/{document['metadata']['name']}: ")
 
 
-@pytest.mark.parametrize("document, where", [
-    pytest.param({"kind": "ConfigMap", "metadata": {"name": "settings"},
-                  "data": {"AWS_SECRET_ACCESS_KEY": "hunter2"}}, ".data.AWS_SECRET_ACCESS_KEY", id="config-map"),
-    pytest.param({"kind": "ServiceAccount", "metadata": {"name": "runner", "annotations": {"example.com/api-token":
-                                                                                            "hunter2"}}},
-                 ".metadata.annotations.example.com/api-token", id="annotation"),
-    pytest.param({"kind": "Secret", "metadata": {"name": "s3"}, "stringData": {"key": "value"}}, "Secret: ",
-                 id="secret-object"),
-])
+@pytest.mark.parametrize(
+    "document, where",
+    [
+        pytest.param(
+            {"kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"AWS_SECRET_ACCESS_KEY": "hunter2"}},
+            ".data.AWS_SECRET_ACCESS_KEY",
+            id="config-map",
+        ),
+        pytest.param(
+            {
+                "kind": "ServiceAccount",
+                "metadata": {"name": "runner", "annotations": {"example.com/api-token": "hunter2"}},
+            },
+            ".metadata.annotations.example.com/api-token",
+            id="annotation",
+        ),
+        pytest.param(
+            {"kind": "Secret", "metadata": {"name": "s3"}, "stringData": {"key": "value"}},
+            "Secret: ",
+            id="secret-object",
+        ),
+    ],
+)
 def test_objects_without_pods_are_checked_for_inline_secrets(document, where):
     found = violations(document)
     assert len(found) == 1 and where in found[0] and "inline secret" in found[0], found
@@ -283,16 +348,29 @@ def test_objects_without_pods_are_checked_for_inline_secrets(document, where):
 
 # --- secrets never reach rendered output or the job's logs --------------------------------------------------------
 
+
 def test_launcher_output_never_holds_the_machines_credentials(tmp_path):
     spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({**MINIMAL, "storage": {"credentials_secret": "s3-credentials",
-                                                           "endpoint": "https://s3.example.com"}}))
-    environment = {**job_environment(), "AWS_SECRET_ACCESS_KEY": DISTINCTIVE_SECRET,
-                   "AWS_ACCESS_KEY_ID": DISTINCTIVE_SECRET + "-id"}
+    spec.write_text(
+        yaml.safe_dump(
+            {**MINIMAL, "storage": {"credentials_secret": "s3-credentials", "endpoint": "https://s3.example.com"}}
+        )
+    )
+    environment = {
+        **job_environment(),
+        "AWS_SECRET_ACCESS_KEY": DISTINCTIVE_SECRET,
+        "AWS_ACCESS_KEY_ID": DISTINCTIVE_SECRET + "-id",
+    }
     outputs = {}
     for command in ("render", "validate"):
-        result = subprocess.run([sys.executable, "-m", "launcher", command, str(spec)], env=environment,
-                                capture_output=True, text=True, check=False, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "launcher", command, str(spec)],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         assert DISTINCTIVE_SECRET not in result.stdout + result.stderr
         outputs[command] = result.stdout
@@ -315,24 +393,46 @@ def test_a_job_reads_its_s3_credentials_only_from_mounted_files(tmp_path, s3_ser
     (credentials / "secret-access-key").write_text(s3_server.environment["AWS_SECRET_ACCESS_KEY"] + "\n")
     bucket = s3_server.new_bucket()
     train, evaluation = digits_data
-    environment = {key: value for key, value in job_environment(
-        **{**SHORT_RUN, "FT_EPOCHS": "1"}, FT_MODEL=HUB_ID, FT_HUB_MIRROR=str(hub_root),
-        FT_HUB_CACHE=str(tmp_path / "cache"), FT_TRAIN_DATA=str(train), FT_EVAL_DATA=str(evaluation),
-        FT_OUTPUT=f"s3://{bucket}/run", FT_S3_CREDENTIALS_DIR=str(credentials)).items()
-        if key not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    environment = {
+        key: value
+        for key, value in job_environment(
+            **{**SHORT_RUN, "FT_EPOCHS": "1"},
+            FT_MODEL=HUB_ID,
+            FT_HUB_MIRROR=str(hub_root),
+            FT_HUB_CACHE=str(tmp_path / "cache"),
+            FT_TRAIN_DATA=str(train),
+            FT_EVAL_DATA=str(evaluation),
+            FT_OUTPUT=f"s3://{bucket}/run",
+            FT_S3_CREDENTIALS_DIR=str(credentials),
+        ).items()
+        if key not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
     assert environment["AWS_ENDPOINT_URL"] == s3_server.endpoint
-    result = subprocess.run([sys.executable, "-m", "job"], env=environment, capture_output=True, text=True,
-                            check=False, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "job"], env=environment, capture_output=True, text=True, check=False, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     stored = json.loads(s3_server.client().get_object(Bucket=bucket, Key="run/metrics.json")["Body"].read())
     assert stored["summary"]["epochs"] == 1
     (credentials / "secret-access-key").write_text("wrong\n")
-    refused = subprocess.run([sys.executable, "-m", "job", "--check"], env=environment, capture_output=True,
-                             text=True, check=False, timeout=300)
+    refused = subprocess.run(
+        [sys.executable, "-m", "job", "--check"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert refused.returncode == EXIT_BAD_INPUT and "access to s3://" in refused.stderr
     (credentials / "secret-access-key").unlink()
-    missing = subprocess.run([sys.executable, "-m", "job", "--check"], env=environment, capture_output=True,
-                             text=True, check=False, timeout=300)
+    missing = subprocess.run(
+        [sys.executable, "-m", "job", "--check"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert missing.returncode == EXIT_BAD_INPUT
     assert f"S3 credentials file {credentials / 'secret-access-key'} is missing" in missing.stderr
 
@@ -344,21 +444,31 @@ def check_inputs(tmp_path_factory) -> dict[str, str]:
     stand_in = base / "stand-in.ckpt"
     stand_in.write_bytes(b"checkpoint")
     publish(base / "hub", "tests/1.0/entry", "googlenet", stand_in)
-    return {"FT_MODEL": "tests/1.0/entry", "FT_HUB_MIRROR": str(base / "hub"), "FT_HUB_CACHE": str(base / "cache"),
-            "FT_TRAIN_DATA": str(write_tree(base / "train", TWO_CLASSES)),
-            "FT_EVAL_DATA": str(write_tree(base / "eval", TWO_CLASSES)), "FT_S3_MAX_ATTEMPTS": "1"}
+    return {
+        "FT_MODEL": "tests/1.0/entry",
+        "FT_HUB_MIRROR": str(base / "hub"),
+        "FT_HUB_CACHE": str(base / "cache"),
+        "FT_TRAIN_DATA": str(write_tree(base / "train", TWO_CLASSES)),
+        "FT_EVAL_DATA": str(write_tree(base / "eval", TWO_CLASSES)),
+        "FT_S3_MAX_ATTEMPTS": "1",
+    }
 
 
-@pytest.mark.parametrize("args, secret, code", [
-    pytest.param(["--check"], SECRET_KEY, 0, id="check-passes"),
-    pytest.param(["--check"], DISTINCTIVE_SECRET, EXIT_BAD_INPUT, id="check-refused"),
-    pytest.param([], DISTINCTIVE_SECRET, EXIT_BAD_INPUT, id="run-refused"),
-])
+@pytest.mark.parametrize(
+    "args, secret, code",
+    [
+        pytest.param(["--check"], SECRET_KEY, 0, id="check-passes"),
+        pytest.param(["--check"], DISTINCTIVE_SECRET, EXIT_BAD_INPUT, id="check-refused"),
+        pytest.param([], DISTINCTIVE_SECRET, EXIT_BAD_INPUT, id="run-refused"),
+    ],
+)
 def test_the_jobs_logs_never_hold_the_secret_key(check_inputs, s3_server, args, secret, code):
-    environment = job_environment(**check_inputs, FT_OUTPUT=f"s3://{s3_server.new_bucket()}/run",
-                                  AWS_SECRET_ACCESS_KEY=secret)
-    result = subprocess.run([sys.executable, "-m", "job", *args], env=environment, capture_output=True, text=True,
-                            check=False, timeout=300)
+    environment = job_environment(
+        **check_inputs, FT_OUTPUT=f"s3://{s3_server.new_bucket()}/run", AWS_SECRET_ACCESS_KEY=secret
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "job", *args], env=environment, capture_output=True, text=True, check=False, timeout=300
+    )
     assert result.returncode == code, result.stderr[-2000:]
     assert secret not in result.stdout + result.stderr
     assert code == 0 or "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY" in result.stderr

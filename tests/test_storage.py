@@ -77,7 +77,7 @@ def test_local_output_that_cannot_be_a_directory(tmp_path):
 
 def test_fetch_by_uri_from_s3_and_local(s3_server, tmp_path):
     bucket = s3_server.new_bucket()
-    s3_server.client().put_object(Bucket=bucket, Key="hub/readme.md", Body="hello from s3".encode())
+    s3_server.client().put_object(Bucket=bucket, Key="hub/readme.md", Body=b"hello from s3")
     assert read_text(f"s3://{bucket}/hub/readme.md") == "hello from s3"
     download(f"s3://{bucket}/hub/readme.md", tmp_path / "got.md")
     assert (tmp_path / "got.md").read_text() == "hello from s3"

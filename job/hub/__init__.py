@@ -39,13 +39,22 @@ def _descriptor_location(name: str, mirror: str) -> tuple[str, str]:
         return name, ""
     parts = name.split("/")
     if len(parts) not in (3, 4) or not all(ID_PART.match(part) for part in parts):
-        raise BadInput(f"'{name}' is not a hub model id; use owner/version/name such as "
-                       f"mindspore/1.6/googlenet_cifar10, a URL ending in .md, or a local .md path")
+        raise BadInput(
+            f"'{name}' is not a hub model id; use owner/version/name such as "
+            f"mindspore/1.6/googlenet_cifar10, a URL ending in .md, or a local .md path"
+        )
     return storage.join(mirror, "mshub_res", "assets", name + ".md"), "id-" + "/".join(parts)
 
 
-def _read_descriptor(name: str, location: str, key: str, cache: HubCache, offline: bool, force_reload: bool,
-                     options: storage.StorageOptions) -> str:
+def _read_descriptor(
+    name: str,
+    location: str,
+    key: str,
+    cache: HubCache,
+    offline: bool,
+    force_reload: bool,
+    options: storage.StorageOptions,
+) -> str:
     """The descriptor text from `location`, or from the cache (under `key`) when it holds the descriptor."""
     if not key:  # a local descriptor file: read as is, nothing to cache
         try:
@@ -58,13 +67,16 @@ def _read_descriptor(name: str, location: str, key: str, cache: HubCache, offlin
     if cached.is_file() and not force_reload:
         return cached.read_text(encoding="utf-8")
     if offline:
-        raise BadInput(f"hub descriptor for '{name}' is not in the cache {cache.root} and offline mode is on; "
-                       f"turn FT_HUB_OFFLINE off once, or copy the descriptor into the cache")
+        raise BadInput(
+            f"hub descriptor for '{name}' is not in the cache {cache.root} and offline mode is on; "
+            f"turn FT_HUB_OFFLINE off once, or copy the descriptor into the cache"
+        )
     try:
         text = storage.read_text(location, options)
     except FileNotFoundError:
-        raise BadInput(f"unknown hub model '{name}': {location} does not exist; check FT_MODEL and "
-                       f"FT_HUB_MIRROR") from None
+        raise BadInput(
+            f"unknown hub model '{name}': {location} does not exist; check FT_MODEL and FT_HUB_MIRROR"
+        ) from None
     except UnicodeDecodeError as exc:
         raise BadInput(f"hub descriptor {location} is not UTF-8 text; check FT_MODEL") from exc
     return text
@@ -79,26 +91,38 @@ def _asset_uri(asset: Asset, descriptor_location: str) -> str:
     return str(storage.local_path(descriptor_location).parent / asset.link)
 
 
-def _checkpoint(descriptor: Descriptor, location: str, cache: HubCache, offline: bool,
-                options: storage.StorageOptions) -> Path:
+def _checkpoint(
+    descriptor: Descriptor, location: str, cache: HubCache, offline: bool, options: storage.StorageOptions
+) -> Path:
     asset = descriptor.asset(CHECKPOINT_FORMAT)
     cached = cache.verified_asset(asset)
     if cached is not None:
         return cached
     if offline:
-        raise BadInput(f"checkpoint {asset.file_name} (sha256 {asset.sha256}) is not in the cache {cache.root} "
-                       f"and offline mode is on; turn FT_HUB_OFFLINE off once to download it")
+        raise BadInput(
+            f"checkpoint {asset.file_name} (sha256 {asset.sha256}) is not in the cache {cache.root} "
+            f"and offline mode is on; turn FT_HUB_OFFLINE off once to download it"
+        )
     uri = _asset_uri(asset, location)
     try:
         return cache.fetch_asset(asset, uri, options)
     except FileNotFoundError:
-        raise BadInput(f"checkpoint {uri} listed by the hub descriptor does not exist; fix the descriptor's "
-                       f"asset-link or the mirror") from None
+        raise BadInput(
+            f"checkpoint {uri} listed by the hub descriptor does not exist; fix the descriptor's "
+            f"asset-link or the mirror"
+        ) from None
 
 
-def resolve(name: str, *, pretrained: bool = True, mirror: str = PUBLIC_HUB, cache_dir: Path | str | None = None,
-            offline: bool = False, force_reload: bool = False,
-            storage_options: storage.StorageOptions = storage.StorageOptions()) -> HubEntry:
+def resolve(
+    name: str,
+    *,
+    pretrained: bool = True,
+    mirror: str = PUBLIC_HUB,
+    cache_dir: Path | str | None = None,
+    offline: bool = False,
+    force_reload: bool = False,
+    storage_options: storage.StorageOptions = storage.StorageOptions(),
+) -> HubEntry:
     """Find a hub entry's descriptor and, if `pretrained`, its verified checkpoint (downloaded if needed)."""
     cache = HubCache(Path(cache_dir) if cache_dir else default_hub_cache())
     location, key = _descriptor_location(name, mirror)
@@ -113,9 +137,12 @@ def resolve(name: str, *, pretrained: bool = True, mirror: str = PUBLIC_HUB, cac
 def _external_network(network_dir: Path, model_name: str, *args, **kwargs):
     conf = Path(network_dir) / "mindspore_hub_conf.py"
     if not conf.is_file():
-        raise BadInput(f"{conf} does not exist; FT_HUB_NETWORK_DIR must be a local directory holding the "
-                       f"hub's mindspore_hub_conf.py")
+        raise BadInput(
+            f"{conf} does not exist; FT_HUB_NETWORK_DIR must be a local directory holding the "
+            f"hub's mindspore_hub_conf.py"
+        )
     spec = importlib.util.spec_from_file_location("mindspore_hub_conf", conf)
+    assert spec is not None and spec.loader is not None  # a .py path always gets a source file loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "create_network"):
@@ -130,27 +157,47 @@ def load_checkpoint_into(network, checkpoint: Path) -> None:
     try:
         parameters = ms.load_checkpoint(str(checkpoint))
     except (ValueError, RuntimeError, OSError) as exc:
-        raise BadInput(f"checkpoint {checkpoint} cannot be read ({exc}); it is damaged or not a MindSpore "
-                       f"checkpoint") from exc
+        raise BadInput(
+            f"checkpoint {checkpoint} cannot be read ({exc}); it is damaged or not a MindSpore checkpoint"
+        ) from exc
     try:
         missing, _ = ms.load_param_into_net(network, parameters, strict_load=True)
     except (ValueError, RuntimeError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f"checkpoint {checkpoint} does not fit the network ({first_line}); check num_classes "
-                       f"and include_top") from exc
+        raise BadInput(
+            f"checkpoint {checkpoint} does not fit the network ({first_line}); check num_classes and include_top"
+        ) from exc
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise BadInput(f"checkpoint {checkpoint} lacks {len(missing)} parameters of the network ({shown}); it "
-                       f"was saved from another architecture")
+        raise BadInput(
+            f"checkpoint {checkpoint} lacks {len(missing)} parameters of the network ({shown}); it "
+            f"was saved from another architecture"
+        )
 
 
-def load(name: str, *args, pretrained: bool = True, mirror: str = PUBLIC_HUB, cache_dir: Path | str | None = None,
-         offline: bool = False, force_reload: bool = False, network_dir: Path | str | None = None,
-         storage_options: storage.StorageOptions = storage.StorageOptions(), **kwargs):
+def load(
+    name: str,
+    *args,
+    pretrained: bool = True,
+    mirror: str = PUBLIC_HUB,
+    cache_dir: Path | str | None = None,
+    offline: bool = False,
+    force_reload: bool = False,
+    network_dir: Path | str | None = None,
+    storage_options: storage.StorageOptions = storage.StorageOptions(),
+    **kwargs,
+):
     """Build the hub entry's network (`*args`/`**kwargs` such as include_top, num_classes go to its constructor)
     and, if `pretrained`, load its sha256-verified checkpoint into it."""
-    entry = resolve(name, pretrained=pretrained, mirror=mirror, cache_dir=cache_dir, offline=offline,
-                    force_reload=force_reload, storage_options=storage_options)
+    entry = resolve(
+        name,
+        pretrained=pretrained,
+        mirror=mirror,
+        cache_dir=cache_dir,
+        offline=offline,
+        force_reload=force_reload,
+        storage_options=storage_options,
+    )
     model_name = entry.descriptor.model_name
     if network_dir is not None:
         network = _external_network(Path(network_dir), model_name, *args, **kwargs)

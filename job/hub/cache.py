@@ -11,6 +11,7 @@ from job.errors import BadInput
 from job.hub.descriptor import Asset
 from job.storage.digest import sha256_of
 
+
 class HubCache:
     """Layout: descriptors/<key>.md, assets/<sha256>/<file>, quarantine/<file>.<sha256-found>.<time>."""
 
@@ -54,8 +55,10 @@ class HubCache:
         found = sha256_of(incoming)
         if found != asset.sha256:
             kept = self.quarantine(incoming, asset, found)
-            raise BadInput(f"sha256 mismatch for {uri}: the descriptor says {asset.sha256}, the download is "
-                           f"{found} (quarantined at {kept}); fix the descriptor or the mirror's file")
+            raise BadInput(
+                f"sha256 mismatch for {uri}: the descriptor says {asset.sha256}, the download is "
+                f"{found} (quarantined at {kept}); fix the descriptor or the mirror's file"
+            )
         path = self.asset_path(asset)
         path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(incoming, path)

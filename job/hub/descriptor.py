@@ -39,17 +39,21 @@ class Descriptor:
             if asset.file_format.lower() == file_format.lower():
                 return asset
         formats = ", ".join(asset.file_format for asset in self.assets) or "none"
-        raise BadInput(f"hub entry '{self.model_name}' has no {file_format} asset (it lists: {formats}); "
-                       f"choose an entry that publishes a {file_format} checkpoint")
+        raise BadInput(
+            f"hub entry '{self.model_name}' has no {file_format} asset (it lists: {formats}); "
+            f"choose an entry that publishes a {file_format} checkpoint"
+        )
 
 
 def _front_matter(text: str, source: str) -> str:
     lines = text.splitlines()
     fences = [index for index, line in enumerate(lines) if line.strip() == "---"]
     if len(fences) < 2:
-        raise BadInput(f"malformed hub descriptor {source}: no front matter between two '---' lines; "
-                       f"check FT_MODEL points at a MindSpore Hub .md file")
-    return "\n".join(lines[fences[0] + 1:fences[1]])
+        raise BadInput(
+            f"malformed hub descriptor {source}: no front matter between two '---' lines; "
+            f"check FT_MODEL points at a MindSpore Hub .md file"
+        )
+    return "\n".join(lines[fences[0] + 1 : fences[1]])
 
 
 def _unbracket(value: object) -> str:
@@ -65,8 +69,10 @@ def _parse_asset(entry: object, source: str, index: int) -> Asset:
         raise BadInput(f"malformed hub descriptor {source}: asset {index} lacks {', '.join(missing)}")
     sha256 = str(entry["asset-sha256"]).strip().lower()
     if not SHA256_PATTERN.match(sha256):
-        raise BadInput(f"malformed hub descriptor {source}: asset {index} has an invalid asset-sha256 "
-                       f"({entry['asset-sha256']!r}); it must be 64 hex digits")
+        raise BadInput(
+            f"malformed hub descriptor {source}: asset {index} has an invalid asset-sha256 "
+            f"({entry['asset-sha256']!r}); it must be 64 hex digits"
+        )
     return Asset(str(entry["file-format"]).strip(), _unbracket(entry["asset-link"]), sha256)
 
 
@@ -90,7 +96,12 @@ def parse_descriptor(text: str, source: str) -> Descriptor:
 
 def render_descriptor(model_name: str, assets: list[Asset], **fields: str) -> str:
     """A descriptor in the hub's own layout, for publishing entries to a private hub or mirror."""
-    front = {"model-name": model_name, **fields,
-             "asset": [{"file-format": asset.file_format, "asset-link": asset.link, "asset-sha256": asset.sha256}
-                       for asset in assets]}
+    front = {
+        "model-name": model_name,
+        **fields,
+        "asset": [
+            {"file-format": asset.file_format, "asset-link": asset.link, "asset-sha256": asset.sha256}
+            for asset in assets
+        ],
+    }
     return f"# {model_name}\n\n---\n\n{yaml.safe_dump(front, sort_keys=False)}\n---\n"

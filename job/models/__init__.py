@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from mindspore import nn
 
@@ -18,9 +18,11 @@ def create_network(model_name: str, *args, **kwargs) -> nn.Cell:
     """Build the registered architecture for a hub `model-name` (case-insensitive)."""
     factory = ARCHITECTURES.get(model_name.lower())
     if factory is None:
-        raise BadInput(f"no built-in network for hub model-name '{model_name}' (built in: "
-                       f"{', '.join(sorted(ARCHITECTURES))}); to run the hub's own network code, set "
-                       f"FT_HUB_NETWORK_DIR to a local directory holding its mindspore_hub_conf.py")
+        raise BadInput(
+            f"no built-in network for hub model-name '{model_name}' (built in: "
+            f"{', '.join(sorted(ARCHITECTURES))}); to run the hub's own network code, set "
+            f"FT_HUB_NETWORK_DIR to a local directory holding its mindspore_hub_conf.py"
+        )
     try:
         return factory(*args, **kwargs)
     except TypeError as exc:

@@ -13,8 +13,14 @@ class Conv2dBlock(nn.Cell):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride,
-                              pad_mode="same", weight_init=TruncatedNormal(0.02))
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            pad_mode="same",
+            weight_init=TruncatedNormal(0.02),
+        )
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
         self.relu = nn.ReLU()
 
@@ -25,8 +31,9 @@ class Conv2dBlock(nn.Cell):
 class Inception(nn.Cell):
     """Inception block: 1x1, 1x1->3x3, 1x1->3x3 and maxpool->1x1 branches, concatenated on channels."""
 
-    def __init__(self, in_channels: int, n1x1: int, n3x3red: int, n3x3: int, n5x5red: int, n5x5: int,
-                 pool_planes: int) -> None:
+    def __init__(
+        self, in_channels: int, n1x1: int, n3x3red: int, n3x3: int, n5x5red: int, n5x5: int, pool_planes: int
+    ) -> None:
         super().__init__()
         self.b1 = Conv2dBlock(in_channels, n1x1)
         self.b2 = nn.SequentialCell([Conv2dBlock(in_channels, n3x3red), Conv2dBlock(n3x3red, n3x3, kernel_size=3)])
@@ -56,8 +63,9 @@ class ClassifierHead(nn.Cell):
     def __init__(self, num_classes: int, in_channels: int = FEATURE_CHANNELS) -> None:
         super().__init__()
         self.pool = GlobalAveragePool()
-        self.classifier = nn.Dense(in_channels, num_classes, weight_init=TruncatedNormal(0.02),
-                                   bias_init=TruncatedNormal(0.02))
+        self.classifier = nn.Dense(
+            in_channels, num_classes, weight_init=TruncatedNormal(0.02), bias_init=TruncatedNormal(0.02)
+        )
 
     def construct(self, features):
         return self.classifier(self.pool(features))

@@ -8,8 +8,23 @@ from job.storage.local import LocalStore
 from job.storage.s3 import S3Store, StorageOptions
 from job.storage.uri import is_remote, is_s3, is_url, join, local_path, parent
 
-__all__ = ["LocalStore", "ObjectInfo", "S3Store", "Store", "StorageOptions", "delete_stale", "download", "is_remote",
-           "is_s3", "is_url", "join", "local_path", "open_store", "parent", "read_text"]
+__all__ = [
+    "LocalStore",
+    "ObjectInfo",
+    "S3Store",
+    "Store",
+    "StorageOptions",
+    "delete_stale",
+    "download",
+    "is_remote",
+    "is_s3",
+    "is_url",
+    "join",
+    "local_path",
+    "open_store",
+    "parent",
+    "read_text",
+]
 
 
 def open_store(location: str, options: StorageOptions = StorageOptions()) -> Store:

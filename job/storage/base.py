@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
+from collections.abc import Callable
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Store(Protocol):
     def list(self, prefix: str = "") -> list[ObjectInfo]:
         """Every object whose key starts with `prefix`, sorted by key."""
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         """Remove objects; missing ones are ignored."""
 
     def abort_stale_uploads(self, prefix: str, older_than_seconds: float) -> int:

@@ -54,6 +54,3 @@ def read_text(uri: str, options: StorageOptions = StorageOptions()) -> str:
         target = Path(scratch) / "object"
         download(uri, target, options)
         return target.read_text(encoding="utf-8")
-
-
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
 import time
@@ -92,11 +93,12 @@ class LocalStore:
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     status = path.stat()
-                    found.append(ObjectInfo(key, status.st_size, f"{status.st_mtime_ns:x}-{status.st_size:x}",
-                                            status.st_mtime))
+                    found.append(
+                        ObjectInfo(key, status.st_size, f"{status.st_mtime_ns:x}-{status.st_size:x}", status.st_mtime)
+                    )
         return sorted(found, key=lambda info: info.key)
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
 

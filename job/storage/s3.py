@@ -7,13 +7,15 @@ holds them) or, without one, from boto3's own sources (AWS_ACCESS_KEY_ID, AWS_SE
 
 from __future__ import annotations
 
+import builtins
 import functools
 import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 from contract.pod import ACCESS_KEY_FILE, SECRET_KEY_FILE
 from job.errors import BadInput, Unavailable
@@ -24,8 +26,16 @@ from job.storage.uri import split_s3
 if TYPE_CHECKING:
     from contract.settings import Settings
 
-AUTH_ERRORS = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
-               "Forbidden", "403", "401"}
+AUTH_ERRORS = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "Forbidden",
+    "403",
+    "401",
+}
 MISSING_ERRORS = {"NoSuchKey", "404", "NotFound"}
 CONDITION_ERRORS = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 DELETE_BATCH = 1000
@@ -49,9 +59,14 @@ class StorageOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StorageOptions:
-        return cls(retry_mode=settings.s3_retry_mode.value, max_attempts=settings.s3_max_attempts,
-                   connect_timeout=settings.s3_connect_timeout, read_timeout=settings.s3_read_timeout,
-                   checksums=settings.s3_checksums.value, credentials_dir=settings.s3_credentials_dir)
+        return cls(
+            retry_mode=settings.s3_retry_mode.value,
+            max_attempts=settings.s3_max_attempts,
+            connect_timeout=settings.s3_connect_timeout,
+            read_timeout=settings.s3_read_timeout,
+            checksums=settings.s3_checksums.value,
+            credentials_dir=settings.s3_credentials_dir,
+        )
 
 
 def read_credentials(directory: Path) -> dict[str, str]:
@@ -62,11 +77,15 @@ def read_credentials(directory: Path) -> dict[str, str]:
         try:
             values[argument] = path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
-            raise BadInput(f"S3 credentials file {path} is missing; mount the Secret with the keys "
-                           f"{ACCESS_KEY_FILE} and {SECRET_KEY_FILE} there (FT_S3_CREDENTIALS_DIR)") from None
+            raise BadInput(
+                f"S3 credentials file {path} is missing; mount the Secret with the keys "
+                f"{ACCESS_KEY_FILE} and {SECRET_KEY_FILE} there (FT_S3_CREDENTIALS_DIR)"
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise BadInput(f"S3 credentials file {path} cannot be read ({exc.__class__.__name__}); check the "
-                           f"mounted Secret and its file mode") from None
+            raise BadInput(
+                f"S3 credentials file {path} cannot be read ({exc.__class__.__name__}); check the "
+                f"mounted Secret and its file mode"
+            ) from None
         if not values[argument]:
             raise BadInput(f"S3 credentials file {path} is empty; fill the Secret's key")
     return values
@@ -78,30 +97,35 @@ def s3_client(options: StorageOptions):
     import boto3
     from botocore.config import Config
 
-    config = Config(s3={"addressing_style": "path"},
-                    retries={"mode": options.retry_mode, "max_attempts": options.max_attempts},
-                    connect_timeout=options.connect_timeout, read_timeout=options.read_timeout,
-                    request_checksum_calculation=options.checksums,
-                    response_checksum_validation=options.checksums,
-                    max_pool_connections=max(10, options.max_concurrency * 2))
+    config = Config(
+        s3={"addressing_style": "path"},
+        retries={"mode": options.retry_mode, "max_attempts": options.max_attempts},
+        connect_timeout=options.connect_timeout,
+        read_timeout=options.read_timeout,
+        request_checksum_calculation=options.checksums,
+        response_checksum_validation=options.checksums,
+        max_pool_connections=max(10, options.max_concurrency * 2),
+    )
     credentials = read_credentials(options.credentials_dir) if options.credentials_dir else {}
     return boto3.session.Session(**credentials).client("s3", config=config)
 
 
 def _error_code(exc) -> str:
-    return str(exc.response.get("Error", {}).get("Code") or exc.response.get("ResponseMetadata", {})
-               .get("HTTPStatusCode", ""))
+    return str(
+        exc.response.get("Error", {}).get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+    )
 
 
 def translate(exc: Exception, location: str) -> Exception:
     """The job's error (or FileNotFoundError) for a boto3/botocore failure at `location`."""
-    from botocore.exceptions import (BotoCoreError, ClientError, NoCredentialsError,
-                                     PartialCredentialsError)
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return BadInput(f"no usable S3 credentials for {location}; name a Secret in storage.credentials_secret "
-                        f"(mounted as files, FT_S3_CREDENTIALS_DIR) or set AWS_ACCESS_KEY_ID and "
-                        f"AWS_SECRET_ACCESS_KEY")
+        return BadInput(
+            f"no usable S3 credentials for {location}; name a Secret in storage.credentials_secret "
+            f"(mounted as files, FT_S3_CREDENTIALS_DIR) or set AWS_ACCESS_KEY_ID and "
+            f"AWS_SECRET_ACCESS_KEY"
+        )
     if isinstance(exc, ClientError):
         code = _error_code(exc)
         if code == "NoSuchBucket":
@@ -109,14 +133,19 @@ def translate(exc: Exception, location: str) -> Exception:
         if code in MISSING_ERRORS:
             return FileNotFoundError(location)
         if code in AUTH_ERRORS:
-            return BadInput(f"access to {location} was refused ({code}); check AWS_ACCESS_KEY_ID, "
-                            f"AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL")
-        return Unavailable(f"S3 request for {location} failed ({code}: "
-                           f"{exc.response.get('Error', {}).get('Message', '')}); retry later")
+            return BadInput(
+                f"access to {location} was refused ({code}); check AWS_ACCESS_KEY_ID, "
+                f"AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL"
+            )
+        return Unavailable(
+            f"S3 request for {location} failed ({code}: "
+            f"{exc.response.get('Error', {}).get('Message', '')}); retry later"
+        )
     if isinstance(exc, BotoCoreError):
         endpoint = os.environ.get("AWS_ENDPOINT_URL", "the default AWS endpoint")
-        return Unavailable(f"cannot reach S3 at {endpoint} for {location} ({exc}); check AWS_ENDPOINT_URL or "
-                           f"retry later")
+        return Unavailable(
+            f"cannot reach S3 at {endpoint} for {location} ({exc}); check AWS_ENDPOINT_URL or retry later"
+        )
     return exc
 
 
@@ -154,8 +183,12 @@ class S3Store:
     def _transfer(self):
         from boto3.s3.transfer import TransferConfig
 
-        return TransferConfig(multipart_threshold=MULTIPART_THRESHOLD_BYTES, multipart_chunksize=MULTIPART_CHUNK_BYTES,
-                              max_concurrency=self.options.max_concurrency, use_threads=True)
+        return TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD_BYTES,
+            multipart_chunksize=MULTIPART_CHUNK_BYTES,
+            max_concurrency=self.options.max_concurrency,
+            use_threads=True,
+        )
 
     def check_access(self) -> None:
         try:
@@ -163,8 +196,9 @@ class S3Store:
                 self.client.head_bucket(Bucket=self.bucket)
                 self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(""), MaxKeys=1)
         except FileNotFoundError:  # head_bucket answers a bare 404 for a missing bucket
-            raise BadInput(f"bucket '{self.bucket}' of {self.uri} does not exist; create it or fix the "
-                           f"location") from None
+            raise BadInput(
+                f"bucket '{self.bucket}' of {self.uri} does not exist; create it or fix the location"
+            ) from None
 
     def put_file(self, key: str, path: Path) -> None:
         with translated(self._where(key)):
@@ -220,13 +254,16 @@ class S3Store:
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
             for page in pages:
                 for item in page.get("Contents", []):
-                    found.append(ObjectInfo(item["Key"][base:], item["Size"], item["ETag"].strip('"'),
-                                            item["LastModified"].timestamp()))
+                    found.append(
+                        ObjectInfo(
+                            item["Key"][base:], item["Size"], item["ETag"].strip('"'), item["LastModified"].timestamp()
+                        )
+                    )
         return sorted(found, key=lambda info: info.key)
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         for start in range(0, len(keys), DELETE_BATCH):
-            batch = [{"Key": self._key(key)} for key in keys[start:start + DELETE_BATCH]]
+            batch = [{"Key": self._key(key)} for key in keys[start : start + DELETE_BATCH]]
             with translated(self.uri):
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
@@ -234,13 +271,14 @@ class S3Store:
         limit = time.time() - older_than_seconds
         aborted = 0
         with translated(self._where(prefix)):
-            pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket,
-                                                                                 Prefix=self._key(prefix))
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            )
             for page in pages:
                 for upload in page.get("Uploads", []):
                     if upload["Initiated"].timestamp() < limit:
-                        self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
-                                                           UploadId=upload["UploadId"])
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
                         aborted += 1
         return aborted
-

@@ -40,7 +40,7 @@ def local_path(uri: str) -> Path:
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
-    if parsed.scheme and uri[len(parsed.scheme):].startswith("://"):
+    if parsed.scheme and uri[len(parsed.scheme) :].startswith("://"):
         raise BadInput(f"'{uri}' is not a location this job can use; use s3://bucket/prefix, a local path or file://")
     return Path(uri).expanduser()
 

@@ -16,8 +16,9 @@ objects = sorted(path for path in site.rglob("*.so*") if path.is_file() and not 
 search = ":".join(sorted({str(path.parent) for path in objects}))
 missing = {}
 for path in objects:
-    listed = subprocess.run(["ldd", str(path)], capture_output=True, text=True, check=False,
-                            env={**os.environ, "LD_LIBRARY_PATH": search}).stdout
+    listed = subprocess.run(
+        ["ldd", str(path)], capture_output=True, text=True, check=False, env={**os.environ, "LD_LIBRARY_PATH": search}
+    ).stdout
     names = sorted(line.split("=>")[0].strip() for line in listed.splitlines() if "not found" in line)
     if names:
         missing[str(path.relative_to(site))] = names

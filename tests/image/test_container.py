@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from jobprocess import JobProcess, event
+
+from contract.pod import USER_ID
 from launcher.container import container_command
-from launcher.render import USER_ID, manifests
+from launcher.render import manifests
 from launcher.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,14 +24,21 @@ DEMO_ACCURACY = 0.8  # a floor: digits 5-9 are 5 classes (chance 0.2); the bar i
 EXPECTED_MISSING = {
     "mindspore/lib/libmpi_collective.so": ["libmpi.so.40"],  # OpenMPI, only for mpirun launches (msrun is used)
     "mindspore/lib/libmindspore_ge_backend.so": [  # the Ascend backend's own plugin libraries
-        "libd_collective.so", "libmindspore_ascend_res_manager.so", "libmindspore_graph_ir.so"],
+        "libd_collective.so",
+        "libmindspore_ascend_res_manager.so",
+        "libmindspore_graph_ir.so",
+    ],
 }
 
 
 def _spec_file(tmp_path: Path, demo_root: Path, image: str, **overrides) -> Path:
     document = yaml.safe_load(DEMO_SPEC.read_text())
-    document.update(image=image, train_data=str(demo_root / "data" / "digits-56789" / "train"),
-                    eval_data=str(demo_root / "data" / "digits-56789" / "eval"), output=str(tmp_path / "out"))
+    document.update(
+        image=image,
+        train_data=str(demo_root / "data" / "digits-56789" / "train"),
+        eval_data=str(demo_root / "data" / "digits-56789" / "eval"),
+        output=str(tmp_path / "out"),
+    )
     document["settings"]["hub_mirror"] = str(demo_root / "hub")
     for key, value in overrides.items():
         if key == "settings":
@@ -43,8 +51,13 @@ def _spec_file(tmp_path: Path, demo_root: Path, image: str, **overrides) -> Path
 
 
 def _launcher(spec: Path, *flags: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "launcher", "run", "--local", "--container", *flags, str(spec)],
-                          capture_output=True, text=True, check=False, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "launcher", "run", "--local", "--container", *flags, str(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
 
 
 def _summary(stdout: str) -> dict:
@@ -61,13 +74,24 @@ def _with_entrypoint(command: list[str], entrypoint: str, *arguments: str) -> li
 
 
 def _scan(engine, image: str, tmp_path: Path) -> dict:
-    spec = load_spec(_spec_file(tmp_path, tmp_path, image, train_data="s3://b/t", eval_data="s3://b/e",
-                                output="s3://b/o", settings={"hub_mirror": "s3://b/hub"}), [])
+    spec = load_spec(
+        _spec_file(
+            tmp_path,
+            tmp_path,
+            image,
+            train_data="s3://b/t",
+            eval_data="s3://b/e",
+            output="s3://b/o",
+            settings={"hub_mirror": "s3://b/hub"},
+        ),
+        [],
+    )
     command = container_command(engine, manifests(spec), network="none")
     scanner = Path(__file__).with_name("library_scan.py")
     command = [*command[:2], "--volume", f"{scanner}:/scan.py:ro", *command[2:]]
-    found = subprocess.run(_with_entrypoint(command, "python", "/scan.py"), capture_output=True, text=True,
-                           check=False, timeout=600)
+    found = subprocess.run(
+        _with_entrypoint(command, "python", "/scan.py"), capture_output=True, text=True, check=False, timeout=600
+    )
     assert found.returncode == 0, found.stderr[-2000:]
     return json.loads(found.stdout)
 
@@ -90,9 +114,24 @@ def test_the_demo_runs_end_to_end_in_the_image(cpu_image, demo_root, tmp_path):
     result = _launcher(spec, "--network", "none")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = _summary(result.stdout)
-    host = subprocess.run([sys.executable, "-m", "launcher", "run", "--local", str(spec), "--workdir",
-                           str(tmp_path / "host-work"), "--set", f"output={tmp_path / 'host-out'}"],
-                          capture_output=True, text=True, check=False, timeout=900)
+    host = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "launcher",
+            "run",
+            "--local",
+            str(spec),
+            "--workdir",
+            str(tmp_path / "host-work"),
+            "--set",
+            f"output={tmp_path / 'host-out'}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
     assert host.returncode == 0, host.stderr[-3000:]
     on_host = _summary(host.stdout)
     assert summary["epochs"] == on_host["epochs"] == 8
@@ -104,14 +143,21 @@ def test_the_demo_runs_end_to_end_in_the_image(cpu_image, demo_root, tmp_path):
     assert owners == {USER_ID}  # written by the manifests' user, inside the one writable mount
 
 
-def test_the_image_writes_to_the_real_s3_server_with_secret_credentials(engine, cpu_image, demo_root, tmp_path,
-                                                                         s3_server):
+def test_the_image_writes_to_the_real_s3_server_with_secret_credentials(
+    engine, cpu_image, demo_root, tmp_path, s3_server
+):
     bucket = s3_server.new_bucket()
-    spec = _spec_file(tmp_path, demo_root, cpu_image, output=f"s3://{bucket}/run",
-                      storage={"endpoint": s3_server.endpoint, "credentials_secret": "s3-credentials"},
-                      settings={"epochs": 2, "export_mindir": False})
-    command = container_command(engine, manifests(load_spec(spec, [])), network="host",
-                                credentials=tmp_path / "credentials")
+    spec = _spec_file(
+        tmp_path,
+        demo_root,
+        cpu_image,
+        output=f"s3://{bucket}/run",
+        storage={"endpoint": s3_server.endpoint, "credentials_secret": "s3-credentials"},
+        settings={"epochs": 2, "export_mindir": False},
+    )
+    command = container_command(
+        engine, manifests(load_spec(spec, [])), network="host", credentials=tmp_path / "credentials"
+    )
     assert s3_server.environment["AWS_SECRET_ACCESS_KEY"] not in " ".join(command)  # mounted as files only
     result = _launcher(spec, "--network", "host")  # the server listens on the host's loopback
     assert result.returncode == 0, result.stderr[-3000:]
@@ -126,12 +172,14 @@ def test_sigterm_to_the_container_exits_143_and_the_output_resumes(engine, cpu_i
     command = container_command(engine, manifests(load_spec(spec_path, [])), network="none", name=name)
     job = JobProcess(dict(os.environ), command)
     job.wait_for(event("committed", epoch=1), timeout=600)
-    stopped = subprocess.run([engine.command, "kill", "--signal", "TERM", name], capture_output=True, text=True,
-                             check=False)
+    stopped = subprocess.run(
+        [engine.command, "kill", "--signal", "TERM", name], capture_output=True, text=True, check=False
+    )
     assert stopped.returncode == 0, stopped.stderr
     assert job.finish(timeout=300) == 143, job.stderr[-2000:]
-    committed = sorted(int(path.stem.split("-")[1]) for path in (tmp_path / "out" / "checkpoints" / "manifests").glob(
-        "epoch-*.json"))
+    committed = sorted(
+        int(path.stem.split("-")[1]) for path in (tmp_path / "out" / "checkpoints" / "manifests").glob("epoch-*.json")
+    )
     assert committed and committed[0] == 1 and committed[-1] < 4
     resumed = _launcher(spec_path, "--network", "none")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -144,8 +192,13 @@ def test_sigterm_to_the_container_exits_143_and_the_output_resumes(engine, cpu_i
 def test_msrun_workers_and_mixed_precision_run_under_the_read_only_root(cpu_image, demo_root, tmp_path):
     """Two training processes through msrun (its logs, the workers' exit codes) and O1 mixed precision (its
     rewritten network source) write only to the pod's volumes."""
-    spec = _spec_file(tmp_path, demo_root, cpu_image, devices_per_worker=2,
-                      settings={"epochs": 1, "amp_level": "O1", "export_mindir": False})
+    spec = _spec_file(
+        tmp_path,
+        demo_root,
+        cpu_image,
+        devices_per_worker=2,
+        settings={"epochs": 1, "amp_level": "O1", "export_mindir": False},
+    )
     result = _launcher(spec, "--network", "none")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     summary = _summary(result.stdout)
@@ -166,8 +219,18 @@ def test_every_gpu_plugin_library_resolves_in_the_gpu_image(engine, gpu_image, t
 
 
 def test_the_image_runs_as_the_manifests_user_with_its_command_and_labels(engine, cpu_image, tmp_path):
-    spec = load_spec(_spec_file(tmp_path, tmp_path, cpu_image, train_data="s3://b/t", eval_data="s3://b/e",
-                                output="s3://b/o", settings={"hub_mirror": "s3://b/hub"}), [])
+    spec = load_spec(
+        _spec_file(
+            tmp_path,
+            tmp_path,
+            cpu_image,
+            train_data="s3://b/t",
+            eval_data="s3://b/e",
+            output="s3://b/o",
+            settings={"hub_mirror": "s3://b/hub"},
+        ),
+        [],
+    )
     pod = manifests(spec)[-1]["spec"]["template"]["spec"]
     found = engine.run("image", "inspect", "--format", "{{json .Config}}", cpu_image)
     config = json.loads(found.stdout)
@@ -176,23 +239,37 @@ def test_the_image_runs_as_the_manifests_user_with_its_command_and_labels(engine
     labels = config["Labels"]
     assert labels["org.opencontainers.image.title"] == "mindspore-finetune"
     assert labels["org.opencontainers.image.version"] and len(labels["org.opencontainers.image.revision"]) == 40
-    user = subprocess.run(_with_entrypoint(container_command(engine, manifests(spec), network="none"), "id", "-u"),
-                          capture_output=True, text=True, check=False, timeout=120)
+    user = subprocess.run(
+        _with_entrypoint(container_command(engine, manifests(spec), network="none"), "id", "-u"),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert user.stdout.strip() == str(USER_ID)
 
 
 def _build(tmp_path: Path, *flags: str, path: str | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, **({"PATH": path} if path is not None else {})}
     environment.pop("CONTAINER_ENGINE", None)
-    return subprocess.run([sys.executable, "-m", "image.build", "--log-dir", str(tmp_path / "logs"), *flags],
-                          capture_output=True, text=True, check=False, cwd=ROOT, env=environment, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "image.build", "--log-dir", str(tmp_path / "logs"), *flags],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env=environment,
+        timeout=900,
+    )
 
 
 def test_image_build_without_an_engine_is_one_clear_line(tmp_path):
     result = _build(tmp_path, path=str(tmp_path))
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: no container engine: install podman (Debian: apt-get "
-                                                  "install podman) or docker, or set CONTAINER_ENGINE to one"]
+    assert result.stderr.strip().splitlines() == [
+        "error: no container engine: install podman (Debian: apt-get "
+        "install podman) or docker, or set CONTAINER_ENGINE to one"
+    ]
 
 
 def test_image_build_with_a_base_that_cannot_be_had_is_one_clear_line(tmp_path):
@@ -206,8 +283,9 @@ def test_image_build_with_a_base_that_cannot_be_had_is_one_clear_line(tmp_path):
 def test_image_build_with_a_failing_pip_step_names_the_step_and_the_fix(tmp_path):
     from image.build import STANDIN_BASE
 
-    result = _build(tmp_path, "--base-image", STANDIN_BASE, "--mindspore-version", "0.0.1", "--image",
-                    "finetune-bad:test")
+    result = _build(
+        tmp_path, "--base-image", STANDIN_BASE, "--mindspore-version", "0.0.1", "--image", "finetune-bad:test"
+    )
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, lines

@@ -10,7 +10,7 @@ SCAN_VENV := .venv-scan
 SCANNER := $(SCAN_VENV)/bin/checkov
 SOURCES := contract job launcher charts image bench tests
 
-.PHONY: demo test test-fast lint image image-test clean
+.PHONY: demo test lint image image-test clean
 
 # One virtual environment for the demo and the tests, rebuilt when pyproject.toml changes.
 $(INSTALLED): pyproject.toml
@@ -38,10 +38,6 @@ lint: $(INSTALLED)
 # The container tests (tests/image) need built images: `make image-test` runs them.
 test: $(INSTALLED) $(SCANNER) lint
 	$(BIN)/python -m pytest --ignore=tests/image
-
-# The edit-test loop: lint and every test that trains nothing (under a minute).
-test-fast: $(INSTALLED) $(SCANNER) lint
-	$(BIN)/python -m pytest --ignore=tests/image -m "not training" -q
 
 # The CPU image with podman or docker (standard library Python only: no virtual environment needed).
 image:

@@ -163,8 +163,9 @@ def test_container_command_mounts_nothing_for_remote_locations(tmp_path):
         output="s3://bucket/out",
         settings={"epochs": 2},
     )
-    command = container_command(PODMAN, manifests(spec), network=None)
-    assert _flags(command, "--volume") == [] and "--network" not in command
+    command = container_command(PODMAN, manifests(spec), network=None, credentials=tmp_path / "c")
+    credentials = f"{tmp_path / 'c'}:/var/run/secrets/finetune/s3:ro"
+    assert _flags(command, "--volume") == [credentials] and "--network" not in command  # only the Secret's files
     assert "FT_OUTPUT=s3://bucket/out" in _flags(command, "--env")
 
 
@@ -173,7 +174,7 @@ def test_container_command_mounts_a_local_descriptor_folder(tmp_path):
     descriptor.parent.mkdir(parents=True)
     descriptor.write_text("---\n---\n")
     spec = _spec(tmp_path, model=str(descriptor))
-    command = container_command(PODMAN, manifests(spec), network=None)
+    command = container_command(PODMAN, manifests(spec), network=None, credentials=tmp_path / "c")
     assert f"{descriptor.parent}:{descriptor.parent}:ro" in _flags(command, "--volume")
     assert f"FT_MODEL={descriptor}" in _flags(command, "--env")
 
@@ -183,13 +184,15 @@ def test_an_output_the_container_user_cannot_write_is_refused(tmp_path):
     output = tmp_path / "owned-by-root"
     output.mkdir(mode=0o755)
     with pytest.raises(SpecError, match="not writable by the image's user 10001: chown 10001:10001"):
-        container_command(PODMAN, manifests(_spec(tmp_path, output=str(output))), network=None)
+        container_command(
+            PODMAN, manifests(_spec(tmp_path, output=str(output))), network=None, credentials=tmp_path / "c"
+        )
 
 
 def test_missing_local_inputs_and_several_workers_are_refused(tmp_path):
     spec = _spec(tmp_path, train_data=str(tmp_path / "missing"))
     with pytest.raises(SpecError, match="FT_TRAIN_DATA: .*missing does not exist on this machine"):
-        container_command(PODMAN, manifests(spec), network=None)
+        container_command(PODMAN, manifests(spec), network=None, credentials=tmp_path / "c")
     from launcher.container import run_container
 
     with pytest.raises(SpecError, match="workers: 2"):

@@ -164,14 +164,7 @@ def _define(name: str, body: Any) -> str:
 def contract_template() -> str:
     """Named templates holding the contract's fixed parts, for the chart's templates to include."""
     layout = [{"name": name, "value": value} for name, value in pod.LAYOUT_ENVIRONMENT.items()]
-    mounts = [
-        {"name": volume.name, "mountPath": volume.path}
-        for volume in render.volumes(
-            JobSpec.model_validate(
-                {"name": "x", "image": "i", "model": "m", "train_data": "t", "eval_data": "e", "output": "o"}
-            )
-        )
-    ]
+    mounts = [{"name": name, "mountPath": path} for name, path in pod.VOLUME_MOUNTS.items()]
     parts = [
         ("containerName", pod.CONTAINER),
         ("command", json.dumps(pod.COMMAND)),

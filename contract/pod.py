@@ -18,6 +18,8 @@ BAD_INPUT_EXIT_CODE = exits.BAD_INPUT  # the podFailurePolicy fails the Job at o
 SCRATCH = "/scratch"
 CACHE = "/cache"
 SHM = "/dev/shm"
+# The pod's writable volumes by name (emptyDirs; the root filesystem is read-only).
+VOLUME_MOUNTS = {"scratch": SCRATCH, "cache": CACHE, "shm": SHM}
 CREDENTIALS = "/var/run/secrets/finetune/s3"  # the S3 credentials Secret, as files
 ACCESS_KEY_FILE = "access-key-id"
 SECRET_KEY_FILE = "secret-access-key"

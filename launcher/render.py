@@ -33,11 +33,12 @@ class Volume:
 
 
 def volumes(spec: JobSpec) -> list[Volume]:
-    return [
-        Volume("scratch", pod.SCRATCH, {"sizeLimit": spec.resources.scratch}),
-        Volume("cache", pod.CACHE, {"sizeLimit": spec.resources.scratch}),
-        Volume("shm", pod.SHM, {"medium": "Memory", "sizeLimit": spec.resources.shm}),
-    ]
+    sources = {
+        "scratch": {"sizeLimit": spec.resources.scratch},
+        "cache": {"sizeLimit": spec.resources.scratch},
+        "shm": {"medium": "Memory", "sizeLimit": spec.resources.shm},
+    }
+    return [Volume(name, path, sources[name]) for name, path in pod.VOLUME_MOUNTS.items()]
 
 
 def setting_text(value: Any) -> str:

@@ -408,31 +408,26 @@ def test_a_job_reads_its_s3_credentials_only_from_mounted_files(tmp_path, s3_ser
         if key not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
     }
     assert environment["AWS_ENDPOINT_URL"] == s3_server.endpoint
-    result = subprocess.run(
-        [sys.executable, "-m", "job"], env=environment, capture_output=True, text=True, check=False, timeout=600
-    )
+
+    def run_job(*arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "job", *arguments],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+
+    result = run_job()
     assert result.returncode == 0, result.stderr[-2000:]
     stored = json.loads(s3_server.client().get_object(Bucket=bucket, Key="run/metrics.json")["Body"].read())
     assert stored["summary"]["epochs"] == 1
     (credentials / "secret-access-key").write_text("wrong\n")
-    refused = subprocess.run(
-        [sys.executable, "-m", "job", "--check"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    refused = run_job("--check", timeout=300)
     assert refused.returncode == EXIT_BAD_INPUT and "access to s3://" in refused.stderr
     (credentials / "secret-access-key").unlink()
-    missing = subprocess.run(
-        [sys.executable, "-m", "job", "--check"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    missing = run_job("--check", timeout=300)
     assert missing.returncode == EXIT_BAD_INPUT
     assert f"S3 credentials file {credentials / 'secret-access-key'} is missing" in missing.stderr
 

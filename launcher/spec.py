@@ -117,8 +117,11 @@ def _spec_settings_model() -> type[BaseModel]:
         text = repr(annotation)
         if "Path" in text:
             annotation = str
-        parameters = (annotation, *field.metadata)
-        typed: Any = Annotated[parameters] if field.metadata else annotation
+        metadata = list(field.metadata)
+        if annotation is str:
+            metadata.append(FreeText.__metadata__[0])  # free text may hold a URL: no credentials in it
+        parameters = (annotation, *metadata)
+        typed: Any = Annotated[parameters] if metadata else annotation
         fields[name] = (typed | None, Field(None, description=field.description))
     return create_model("JobSettings", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
 

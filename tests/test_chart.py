@@ -4,11 +4,13 @@ Kubernetes schemas, generated files up to date, and the same documents as the la
 from __future__ import annotations
 
 import copy
+import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from bad_specs import BAD_SPECS
 from helm_python.chart import Chart, lint
 
 from charts import generate
@@ -110,6 +112,35 @@ def test_upgrades_create_a_new_job_instead_of_patching_an_immutable_one():
 def test_missing_required_values_stop_the_render():
     with pytest.raises(Exception, match="train_data is required"):
         render_chart({"eval_data": "x", "output": "y"})
+
+
+# The launcher's bad-spec cases that have no chart form: the release, not a value, names the job and its
+# namespace; a null value means "the chart's default" in Helm; a YAML date is text by the time Helm sees it.
+NOT_CHART_VALUES = {"name", "namespace"}
+
+
+def _keys(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        return {str(key) for key in node} | {key for value in node.values() for key in _keys(value)}
+    if isinstance(node, list):
+        return {key for item in node for key in _keys(item)}
+    return set()
+
+
+def _has_chart_form(change: dict) -> bool:
+    return not (set(change) & NOT_CHART_VALUES) and all(
+        value is not None and not isinstance(value, datetime.date) for value in change.values()
+    )
+
+
+CHART_BAD_SPECS = [(change, fragment) for change, fragment in BAD_SPECS if _has_chart_form(change)]
+
+
+@pytest.mark.parametrize("change, fragment", CHART_BAD_SPECS, ids=[fragment[:40] for _, fragment in CHART_BAD_SPECS])
+def test_the_chart_refuses_what_the_launcher_refuses(change, fragment):
+    with pytest.raises(Exception) as caught:
+        render_chart({**REQUIRED, **change})
+    assert any(key in str(caught.value) for key in _keys(change)), "the error names no key of the change"
 
 
 def _env(container: dict) -> dict:

@@ -231,7 +231,8 @@ def test_the_image_runs_as_the_manifests_user_with_its_command_and_labels(engine
         ),
         [],
     )
-    pod = manifests(spec)[-1]["spec"]["template"]["spec"]
+    job = next(document for document in manifests(spec) if document["kind"] == "Job")
+    pod = job["spec"]["template"]["spec"]
     found = engine.run("image", "inspect", "--format", "{{json .Config}}", cpu_image)
     config = json.loads(found.stdout)
     assert config["User"] == f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"

@@ -195,7 +195,13 @@ imagePullSecrets:
 {{- fail (printf "annotations: %d bytes together, the API server's limit is %s; keep large data out of annotations" $size (include "finetune.annotationsMaxBytes" .)) -}}
 {{- end -}}
 {{- if gt (mul .Values.retries .Values.workers) (int64 (include "finetune.int32Max" .)) -}}
-{{- fail (printf "retries: %v x %v workers exceeds the API server's backoffLimit limit %s" .Values.retries .Values.workers (include "finetune.int32Max" .)) -}}
+{{- fail (printf "retries: %d x %d workers exceeds the API server's backoffLimit limit %s" (int64 .Values.retries) (int64 .Values.workers) (include "finetune.int32Max" .)) -}}
+{{- end -}}
+{{- $urls := dict "model" .Values.model "settings.hub_mirror" (include "finetune.setting" (dict "root" . "name" "hub_mirror")) "storage.endpoint" (.Values.storage.endpoint | default "") -}}
+{{- range $where, $value := $urls -}}
+{{- if and (regexMatch "^https?://" $value) (not (regexMatch "^https?://([^/:@]+|\\[[0-9a-fA-F:.]+\\])(:[0-9]{1,5})?([/?#]|$)" $value)) -}}
+{{- fail (printf "%s: %q is not a valid URL (its host or port does not parse)" $where $value) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -281,6 +287,7 @@ as a JSON list of zero-padded numbers in ascending order (Helm sorts text only).
 {{- define "finetune.egressPorts" -}}
 {{- $ports := list -}}
 {{- range .Values.network_policy.extra_egress_ports }}{{ $ports = append $ports (printf "%05d" (int .)) }}{{ end -}}
+{{- include "finetune.checks" . -}}
 {{- $mirror := include "finetune.setting" (dict "root" . "name" "hub_mirror") | default (include "finetune.publicHub" .) -}}
 {{- range list (.Values.storage.endpoint | default (include "finetune.awsEndpoint" .)) $mirror .Values.model -}}
 {{- $url := urlParse . -}}

@@ -180,6 +180,7 @@ def contract_template() -> str:
         ("credentialsMode", str(pod.CREDENTIALS_MODE)),
         ("termGraceDefault", str(Settings.model_fields["term_grace_seconds"].default)),
         ("graceMargin", str(pod.GRACE_MARGIN_SECONDS)),
+        ("terminationMessagePolicy", pod.TERMINATION_MESSAGE_POLICY),
         ("masterPortDefault", str(Settings.model_fields["master_port"].default)),
         ("publicHub", PUBLIC_HUB),
         ("awsEndpoint", render.AWS_ENDPOINT),

@@ -53,6 +53,8 @@ RESERVED_NAMES = ("HOME", "MPLCONFIGDIR", "JOB_NAME")
 
 # Seconds the pod gets beyond the job's FT_TERM_GRACE_SECONDS: the in-flight commit is abandoned at
 # term_grace_seconds, then the job writes its last lines and msrun stops its workers.
+# A failed pod's status carries the tail of its log (the job's last `error:` line), read by `launcher status`.
+TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
 GRACE_MARGIN_SECONDS = 15
 
 

@@ -6,6 +6,7 @@ import json
 import sys
 import traceback
 
+from contract.display import rounded
 from job import distributed, msrun
 from job.config import help_text, load_settings
 from job.device import prepare_process
@@ -39,7 +40,8 @@ def main(argv: list[str]) -> int:
             return EXIT_OK
         from job.runner import run  # imports MindSpore, after the process environment is prepared
 
-        summary = run(settings, Progress())
+        with Progress() as progress:
+            summary = run(settings, progress)
     except JobError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -53,7 +55,7 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
-    print(json.dumps(summary))
+    print(json.dumps(summary) if not sys.stdout.isatty() else "[done] " + rounded(summary), flush=True)
     return EXIT_OK
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
@@ -16,6 +17,7 @@ IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
 IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
 EVAL_RESIZE_RATIO = 0.875  # resize to size / 0.875, then center-crop `size`, as for ImageNet evaluation
 SHOWN = 5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,31 @@ def _listing(names: list[str]) -> str:
     return ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
 
 
+def _is_image_name(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".")
+
+
 def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    return path.is_file() and _is_image_name(path.name)
+
+
+def class_layout(where: str, variable: str, loose: list[str], files: dict[str, list[T]]) -> dict[str, list[T]]:
+    """The ImageFolder rules over a listing (a local tree or an S3 prefix): images only inside class folders,
+    at least one class, no class without images. `files` maps each class folder to its images."""
+    if loose:
+        raise BadInput(
+            f"{variable}={where} holds images directly ({_listing(loose)}); move them into one "
+            f"sub-folder per class (ImageFolder layout)"
+        )
+    if not files:
+        raise BadInput(f"{variable}={where} has no class folders; it needs one sub-folder of images per class")
+    empty = [name for name, paths in files.items() if not paths]
+    if empty:
+        raise BadInput(
+            f"{variable}={where} has class folders without images ({_listing(empty)}); add "
+            f"{'/'.join(sorted(IMAGE_SUFFIXES))} images or remove the folders"
+        )
+    return files
 
 
 def scan_image_folder(root: Path, variable: str) -> ImageFolder:
@@ -52,22 +77,24 @@ def scan_image_folder(root: Path, variable: str) -> ImageFolder:
         raise BadInput(f"{variable}={root} is not a directory; point it at a folder with one sub-folder per class")
     entries = sorted(root.iterdir())
     loose = [entry.name for entry in entries if _is_image(entry)]
-    if loose:
-        raise BadInput(
-            f"{variable}={root} holds images directly ({_listing(loose)}); move them into one "
-            f"sub-folder per class (ImageFolder layout)"
-        )
     folders = [entry for entry in entries if entry.is_dir() and not entry.name.startswith(".")]
-    if not folders:
-        raise BadInput(f"{variable}={root} has no class folders; it needs one sub-folder of images per class")
     files = {folder.name: sorted(path for path in folder.iterdir() if _is_image(path)) for folder in folders}
-    empty = [name for name, paths in files.items() if not paths]
-    if empty:
-        raise BadInput(
-            f"{variable}={root} has class folders without images ({_listing(empty)}); add "
-            f"{'/'.join(sorted(IMAGE_SUFFIXES))} images or remove the folders"
-        )
-    return ImageFolder(root, files)
+    return ImageFolder(root, class_layout(str(root), variable, loose, files))
+
+
+def listed_image_folder(location: str, variable: str, keys: list[str]) -> ImageFolder:
+    """The ImageFolder layout of an object listing (keys relative to `location`), checked without downloading
+    anything: `class/image.jpg` keys; `class/` folder markers count as (possibly empty) class folders."""
+    loose = sorted(key for key in keys if "/" not in key and _is_image_name(key))
+    files: dict[str, list[Path]] = {}
+    for key in sorted(keys):
+        folder, _, name = key.partition("/")
+        if (not name and not key.endswith("/")) or folder.startswith("."):
+            continue  # a top-level object, a hidden folder: not classes (as on disk)
+        images = files.setdefault(folder, [])
+        if name and "/" not in name and _is_image_name(name):
+            images.append(Path(folder) / name)  # deeper levels are not the class's images (as on disk)
+    return ImageFolder(Path(location), class_layout(location, variable, loose, files))
 
 
 def _unreadable(path: Path) -> str | None:
@@ -102,6 +129,19 @@ def check_classes(train: ImageFolder, evaluation: ImageFolder, num_classes: int 
             f"never predict them: add them to FT_TRAIN_DATA or remove them from FT_EVAL_DATA"
         )
     return train.classes
+
+
+def check_image_sets(
+    train: ImageFolder, evaluation: ImageFolder, num_classes: int | None, batch_size: int
+) -> list[str]:
+    """The class list of two checked sets, and enough training images for one batch."""
+    classes = check_classes(train, evaluation, num_classes)
+    if train.size < batch_size:
+        raise BadInput(
+            f"FT_TRAIN_DATA has {train.size} images, fewer than FT_BATCH_SIZE={batch_size}; "
+            f"lower the batch size or add images"
+        )
+    return classes
 
 
 def worker_count(configured: int) -> int:

@@ -73,7 +73,8 @@ def publish_pretrained(root: Path, hub_root: Path) -> None:
             **PRETRAIN,
         }
     )
-    summary = run(settings, Progress(), backbone=googlenet(include_top=False))
+    with Progress() as progress:
+        summary = run(settings, progress, backbone=googlenet(include_top=False))
     best = output / json.loads((output / "metrics.json").read_text())["artefacts"]["best_checkpoint"]
     network = googlenet(num_classes=5, include_top=True)  # the published asset holds the network alone
     load_checkpoint_into(network, best)

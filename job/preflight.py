@@ -2,26 +2,55 @@
 
 from __future__ import annotations
 
-from job import hub
+import tempfile
+from pathlib import Path
+
 from contract.settings import Settings
+from job import data, hub
 from job.errors import BadInput
 from job.storage import S3Store, StorageOptions, is_s3, local_path, open_store
 
+# The directories a run writes to, by the variable that sets them.
+WRITTEN_DIRECTORIES = {"FT_DATA_CACHE": "data_cache", "FT_HUB_CACHE": "hub_cache", "FT_SCRATCH_DIR": "scratch_dir"}
 
-def _check_data(variable: str, location: str, settings: Settings) -> None:
-    if is_s3(location):
-        if not S3Store(location, StorageOptions.from_settings(settings)).list(""):
-            raise BadInput(f"{variable}={location} holds no objects; upload the images or fix the location")
-    elif not local_path(location).is_dir():
-        raise BadInput(f"{variable}={location} is not a directory")
+
+def check_directories(settings: Settings) -> None:
+    """Each directory the run writes to exists (or can be made) and takes a file: a read-only or mistyped
+    path is bad input, found before anything is downloaded."""
+    for variable, name in WRITTEN_DIRECTORIES.items():
+        path: Path | None = getattr(settings, name)
+        if path is None:
+            continue
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            raise BadInput(
+                f"{variable}={path} is not a writable directory ({exc.strerror or exc}); point it at a writable "
+                f"volume (in a pod: the cache or scratch volume)"
+            ) from None
+
+
+def _image_folder(variable: str, location: str, options: StorageOptions) -> data.ImageFolder:
+    """A data set's class layout, from an S3 listing (nothing downloaded) or the local tree."""
+    if not is_s3(location):
+        return data.scan_image_folder(local_path(location), variable)
+    keys = [item.key for item in S3Store(location, options).list("")]
+    if not keys:
+        raise BadInput(f"{variable}={location} holds no objects; upload the images or fix the location")
+    return data.listed_image_folder(location, variable, keys)
 
 
 def check(settings: Settings) -> dict:
-    """Settings (already valid), output store access, data locations and the hub descriptor."""
+    """Settings (already valid), writable directories, output store access, the data sets' class layout and
+    size (from listings: no image is downloaded or decoded) and the hub descriptor."""
     options = StorageOptions.from_settings(settings)
+    check_directories(settings)
     open_store(settings.output, options).check_access()
-    _check_data("FT_TRAIN_DATA", settings.train_data, settings)
-    _check_data("FT_EVAL_DATA", settings.eval_data, settings)
+    train = _image_folder("FT_TRAIN_DATA", settings.train_data, options)
+    evaluation = _image_folder("FT_EVAL_DATA", settings.eval_data, options)
+    classes = data.check_image_sets(train, evaluation, settings.num_classes, settings.batch_size)
     entry = hub.resolve(
         settings.model,
         pretrained=False,
@@ -36,4 +65,7 @@ def check(settings: Settings) -> dict:
         "model": settings.model,
         "model_name": entry.descriptor.model_name,
         "output": settings.output,
+        "classes": len(classes),
+        "train_images": train.size,
+        "eval_images": evaluation.size,
     }

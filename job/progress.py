@@ -1,4 +1,5 @@
-"""Progress lines: readable text on a terminal, one JSON object per line otherwise (for log collectors)."""
+"""Progress events: a live display on a terminal (epoch and step bars, loss, accuracy, images/s, ETA), one JSON
+object per line otherwise (for log collectors and the launcher, which reads them back)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 import threading
 import time
 from typing import TextIO
+
+from contract.display import LiveDisplay
 
 
 class Progress:
@@ -24,6 +27,7 @@ class Progress:
         self.tags = tags or {}
         self.only = only
         self._lock = threading.Lock()  # the committer thread reports too: whole lines only
+        self.display = None if self.as_json else LiveDisplay(self.stream)
 
     def for_rank(self, rank: int) -> Progress:
         """Lines tagged with a training process's rank; ranks other than 0 only say that they started and
@@ -38,17 +42,21 @@ class Progress:
     def emit(self, event: str, **fields) -> None:
         if self.only is not None and event not in self.only:
             return
-        fields = {**self.tags, **fields}
-        if self.as_json:
-            line = json.dumps({"event": event, "time": round(time.time(), 3), **fields})
-        else:
-            line = f"[{event}] " + " ".join(f"{key}={_short(value)}" for key, value in fields.items())
+        item = {"event": event, "time": round(time.time(), 3), **self.tags, **fields}
         with self._lock:
-            self.stream.write(line + "\n")
+            if self.display is not None:
+                self.display.event(item)
+                return
+            self.stream.write(json.dumps(item) + "\n")
             self.stream.flush()
 
+    def __enter__(self) -> Progress:
+        return self
 
-def _short(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the live display (its bars stay on the terminal as they were last drawn)."""
+        if self.display is not None:
+            self.display.close()

@@ -25,7 +25,8 @@ from job.committer import BackgroundCommitter, PendingCommit
 from contract.settings import Settings
 from job.data_source import materialize
 from job.device import configure
-from job.errors import BadInput, Terminated, Unavailable
+from job.errors import Terminated, Unavailable
+from job.preflight import check_directories
 from job.evaluate import classification_metrics, predict
 from job.export import export_mindir
 from job.progress import Progress
@@ -60,12 +61,7 @@ def _image_sets(settings: Settings, workers: int) -> tuple[data.ImageFolder, dat
     eval_root, eval_print = materialize(settings.eval_data, "FT_EVAL_DATA", settings.data_cache, options)
     train = data.scan_image_folder(train_root, "FT_TRAIN_DATA")
     evaluation = data.scan_image_folder(eval_root, "FT_EVAL_DATA")
-    classes = data.check_classes(train, evaluation, settings.num_classes)
-    if train.size < settings.batch_size:
-        raise BadInput(
-            f"FT_TRAIN_DATA has {train.size} images, fewer than FT_BATCH_SIZE={settings.batch_size}; "
-            f"lower the batch size or add images"
-        )
+    classes = data.check_image_sets(train, evaluation, settings.num_classes, settings.batch_size)
     data.check_images_readable(train, "FT_TRAIN_DATA", workers)
     data.check_images_readable(evaluation, "FT_EVAL_DATA", workers)
     return train, evaluation, classes, {"FT_TRAIN_DATA": train_print, "FT_EVAL_DATA": eval_print}
@@ -292,6 +288,7 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
     every rank; rank 0 alone reads and writes FT_OUTPUT.
     """
     started = time.perf_counter()
+    check_directories(settings)
     configure(settings, device_index(settings))
     topology = join(settings)
     if topology.is_distributed:
@@ -332,6 +329,7 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
                 processes=topology.size,
                 first_epoch=len(history) + 1,
                 epochs=settings.epochs,
+                steps_per_epoch=trainer.steps_per_epoch,
                 attempt=current.attempt,
             )
             if not topology.is_primary:

@@ -136,6 +136,7 @@ class Trainer:
         self.network = network
         self.settings = settings
         self.world_size = world_size
+        self.steps_per_epoch = steps_per_epoch
         self.rates = warmup_cosine(
             settings.lr_init, settings.lr_max, settings.lr_end, settings.warmup_epochs, settings.epochs, steps_per_epoch
         )

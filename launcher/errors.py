@@ -8,6 +8,8 @@ EXIT_BAD_SPEC = 2
 EXIT_API_REFUSED = 3
 EXIT_TIMED_OUT = 4
 EXIT_BELOW_BAR = 5
+EXIT_STUCK = 6  # the Job will not run to its end on its own (image pull, missing Secret, deadline exceeded)
+EXIT_INTERNAL = 1  # an unexpected fault of the launcher itself (its traceback with --debug)
 
 
 class LauncherError(Exception):

@@ -1,4 +1,6 @@
-"""The quality gate: after a Job succeeded, its metrics.json (in the output store) must meet every bar."""
+"""The quality gate: before submitting, the bars name real metrics and the output store answers from this
+machine with the spec's endpoint, region and credentials; after the Job succeeded, its metrics.json (read
+the same way) must meet every bar."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.errors import EXIT_BELOW_BAR, LauncherError, SpecError
+from contract.results import METRICS_FILE, SUMMARY_METRICS
+from launcher.errors import EXIT_BELOW_BAR, ApiRefused, LauncherError, SpecError
 from launcher.spec import JobSpec
 
 REQUIREMENT = re.compile(r"^\s*([a-z0-9_]+)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
@@ -32,23 +35,30 @@ class Requirement:
         match = REQUIREMENT.match(text)
         if not match:
             raise SpecError(f"--require {text!r}: use METRIC>=VALUE or METRIC<=VALUE, e.g. --require top1>=0.9")
+        if match.group(1) not in SUMMARY_METRICS:
+            raise SpecError(
+                f"--require {text!r}: metrics.json's summary has no {match.group(1)} (it has: "
+                f"{', '.join(SUMMARY_METRICS)})"
+            )
         return cls(match.group(1), match.group(2), float(match.group(3)))
 
     def __str__(self) -> str:
         return f"{self.metric}{self.comparison}{self.bound:g}"
 
 
-def _read(output: str, endpoint: str | None, region: str | None) -> bytes:
-    """metrics.json of an output location: a local path, or s3:// through the spec's endpoint and region (the
-    credentials are this machine's: AWS_* variables or ~/.aws)."""
-    if not output.startswith("s3://"):
-        return (Path(output.removeprefix("file://")) / "metrics.json").read_bytes()
+def _client(endpoint: str | None, region: str | None):
+    """An S3 client with the spec's endpoint and region and this machine's credentials (AWS_* variables or
+    ~/.aws); SpecError when this machine has none."""
     import boto3
     from botocore.config import Config
 
-    bucket, _, prefix = output.removeprefix("s3://").partition("/")
-    key = f"{prefix.rstrip('/')}/metrics.json" if prefix.strip("/") else "metrics.json"
-    client = boto3.session.Session().client(
+    session = boto3.session.Session()
+    if session.get_credentials() is None:
+        raise SpecError(
+            "the quality gate reads metrics.json from the output store, but this machine has no S3 credentials: "
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to a key that can read the output"
+        )
+    return session.client(
         "s3",
         endpoint_url=endpoint,
         region_name=region,
@@ -56,6 +66,43 @@ def _read(output: str, endpoint: str | None, region: str | None) -> bytes:
             s3={"addressing_style": "path"}, connect_timeout=10, read_timeout=60, retries={"max_attempts": 3}
         ),
     )
+
+
+def _location(output: str) -> tuple[str, str]:
+    bucket, _, prefix = output.removeprefix("s3://").partition("/")
+    return bucket, prefix.strip("/")
+
+
+def preflight(spec: JobSpec) -> None:
+    """Before submitting with --require: the output store answers from here with the spec's endpoint, region
+    and this machine's credentials (exit 2 for what this machine or the spec must fix, 3 when it cannot be
+    reached), so a gate that cannot read its metrics is found before hours of training."""
+    if not spec.output.startswith("s3://"):
+        return
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, prefix = _location(spec.output)
+    where = f"the output store ({spec.storage.endpoint or 'AWS S3'}, bucket {bucket})"
+    try:
+        _client(spec.storage.endpoint, spec.storage.region).list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchBucket":
+            raise SpecError(f"{where}: the bucket does not exist; create it or fix output") from None
+        raise ApiRefused(
+            f"{where} refused this machine's credentials ({code}: {exc}); the gate needs read access to {spec.output}"
+        ) from None
+    except BotoCoreError as exc:
+        raise ApiRefused(f"{where} cannot be reached from this machine ({exc})") from None
+
+
+def _read(output: str, endpoint: str | None, region: str | None) -> bytes:
+    """metrics.json of an output location: a local path, or s3:// through the spec's endpoint and region."""
+    if not output.startswith("s3://"):
+        return (Path(output.removeprefix("file://")) / METRICS_FILE).read_bytes()
+    bucket, prefix = _location(output)
+    key = f"{prefix}/{METRICS_FILE}" if prefix else METRICS_FILE
+    client = _client(endpoint, region)
     try:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except client.exceptions.NoSuchKey:

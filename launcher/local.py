@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from contract import pod
-from launcher.errors import EXIT_JOB_FAILED, EXIT_SUCCEEDED, SpecError
-from launcher.render import job_environment, volumes
+from contract import exits, pod
+from launcher.errors import EXIT_BAD_SPEC, EXIT_JOB_FAILED, EXIT_SUCCEEDED, SpecError
+from launcher.render import check_settings, job_environment, volumes
 from launcher.spec import JobSpec
 
 # Variables of this machine a process needs to start at all; nothing else leaks into the job.
@@ -65,19 +65,43 @@ def require_one_pod(spec: JobSpec) -> None:
 
 
 def job_outcome(code: int) -> int:
-    """The launcher's exit code for the job's own: 0 when it succeeded, 1 (its code printed) when it failed."""
-    if code != 0:
-        print(f"error: the job exited with {code}", file=sys.stderr, flush=True)
-        return EXIT_JOB_FAILED
-    return EXIT_SUCCEEDED
+    """The launcher's exit code for the job's own: 0 when it succeeded, 2 when it refused its input (the
+    spec or the data must change), 1 for any other failure; the job's code and its meaning are printed."""
+    if code == 0:
+        return EXIT_SUCCEEDED
+    meaning = exits.MEANINGS.get(code, "see its output above")
+    print(f"error: the job exited with {code} ({meaning})", file=sys.stderr, flush=True)
+    return EXIT_BAD_SPEC if code == exits.BAD_INPUT else EXIT_JOB_FAILED
 
 
-def run_local(spec: JobSpec, workdir: Path | None) -> int:
-    """Run `python -m job` here; returns 0 when it succeeded, 1 when it failed."""
-    require_one_pod(spec)
-    workdir = (workdir or Path(".launcher") / spec.name).resolve()
+def _prepare(workdir: Path, spec: JobSpec) -> None:
     for volume in volumes(spec):
-        if volume.path != "/dev/shm":
+        if volume.path == "/dev/shm":
+            continue
+        try:
             (workdir / volume.name).mkdir(parents=True, exist_ok=True)
-    code = subprocess.run([sys.executable, "-m", "job"], env=local_environment(spec, workdir), check=False).returncode
-    return job_outcome(code)
+        except OSError as exc:
+            raise SpecError(
+                f"--workdir {workdir}: {workdir / volume.name} cannot be made ({exc.strerror or exc}); "
+                f"pass a writable directory"
+            ) from None
+
+
+def run_local(spec: JobSpec, workdir: Path | None, json_lines: bool = False) -> int:
+    """Run `python -m job` here, after the spec's settings passed the job's own checks; returns 0 when it
+    succeeded, 2 when it refused its input, 1 when it failed. `json_lines` keeps the job's output JSON lines
+    even on a terminal."""
+    require_one_pod(spec)
+    check_settings(spec)
+    workdir = (workdir or Path(".launcher") / spec.name).resolve()
+    _prepare(workdir, spec)
+    environment = local_environment(spec, workdir)
+    command = [sys.executable, "-m", "job"]
+    if not json_lines:
+        return job_outcome(subprocess.run(command, env=environment, check=False).returncode)
+    with subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        for line in process.stdout:  # through a pipe the job writes JSON lines, never the live display
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    return job_outcome(process.returncode)

@@ -165,6 +165,7 @@ def _container(spec: JobSpec) -> dict:
         "env": _environment_list(spec),
         "resources": _resources(spec),
         "securityContext": pod.container_security_context(),
+        "terminationMessagePolicy": pod.TERMINATION_MESSAGE_POLICY,
         "volumeMounts": mounts,
     }
 

@@ -86,7 +86,8 @@ LabelValue = Annotated[str, _pattern(LABEL_VALUE, 63)]
 QualifiedName = Annotated[str, _pattern(QUALIFIED_NAME, 317)]
 Quantity = Annotated[str, _pattern(QUANTITY, 64)]
 Location = Annotated[str, Field(min_length=1, json_schema_extra={"not": {"pattern": USERINFO}})]
-FreeText = Annotated[str, Field(json_schema_extra={"not": {"pattern": USERINFO}})]
+NO_USERINFO = Field(json_schema_extra={"not": {"pattern": USERINFO}})
+FreeText = Annotated[str, NO_USERINFO]
 
 
 def _no_userinfo(value: Any, where: str) -> None:
@@ -119,7 +120,7 @@ def _spec_settings_model() -> type[BaseModel]:
             annotation = str
         metadata = list(field.metadata)
         if annotation is str:
-            metadata.append(FreeText.__metadata__[0])  # free text may hold a URL: no credentials in it
+            metadata.append(NO_USERINFO)  # free text may hold a URL: no credentials in it
         parameters = (annotation, *metadata)
         typed: Any = Annotated[parameters] if metadata else annotation
         fields[name] = (typed | None, Field(None, description=field.description))
@@ -423,22 +424,36 @@ def describe(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
+def _child(target: Any, key: str, parent: str, override: str, last: bool) -> tuple[Any, Any]:
+    """(container, key) of one step of a --set path: a mapping's key, or a list's index (`tolerations.0`)."""
+    if isinstance(target, list):
+        if not key.isdigit() or int(key) >= len(target):
+            raise SpecError(f"--set {override!r}: {parent} is a list of {len(target)}; {key} is not an index of it")
+        return target, int(key)
+    if not isinstance(target, dict):
+        raise SpecError(f"--set {override!r}: {parent} is not a mapping")
+    if not last:
+        target.setdefault(key, {})
+    return target, key
+
+
 def apply_overrides(document: dict, overrides: list[str]) -> dict:
-    """`key.sub=value` assignments (values parsed as YAML scalars) applied to a spec document."""
+    """`key.sub=value` assignments (values parsed as YAML scalars; a number steps into a list) applied to a
+    spec document."""
     for override in overrides:
         path, separator, raw = override.partition("=")
         if not separator or not path:
             raise SpecError(f"--set {override!r}: use --set key=value (for example --set settings.epochs=5)")
-        target = document
+        target: Any = document
         keys = path.split(".")
-        for key in keys[:-1]:
-            target = target.setdefault(key, {})
-            if not isinstance(target, dict):
-                raise SpecError(f"--set {override!r}: {key} is not a mapping")
+        for depth, key in enumerate(keys[:-1]):
+            container, index = _child(target, key, ".".join(keys[:depth]), override, last=False)
+            target = container[index]
+        container, index = _child(target, keys[-1], ".".join(keys[:-1]), override, last=True)
         try:
-            target[keys[-1]] = yaml.safe_load(raw) if raw else ""
+            container[index] = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
-            target[keys[-1]] = raw
+            container[index] = raw
     return document
 
 
@@ -461,7 +476,10 @@ def load_spec(path: Path, overrides: list[str] | None = None) -> JobSpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"spec {path} cannot be read ({exc})") from exc
     except yaml.YAMLError as exc:
-        raise SpecError(f"spec {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        at = f": line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"spec {path}{at}: not valid YAML: {problem}") from None
     if isinstance(document, dict):
         document = apply_overrides(document, overrides or [])
     return parse_spec(document, f"spec {path}")

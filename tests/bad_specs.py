@@ -4,9 +4,10 @@ tests run the same cases."""
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 BIG_ANNOTATION = "x" * (256 * 1024)
-BAD_SPECS = [
+BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     ({"name": "Not_A_Name"}, "name: 'Not_A_Name' is not a valid DNS label"),
     ({"name": "x" * 53}, "name: String should have at most 52 characters"),
     ({"namespace": "Team A"}, "namespace: 'Team A' is not a valid DNS label"),

@@ -1,12 +1,17 @@
 """A local HTTP server speaking the Kubernetes wire format for the requests the launcher makes: Job create
-(with dry run), read, list, watch, delete; Pod list and log streams; Status bodies for 403, 404, 409, 410
-and 422. No kube-apiserver can run here; this is the closest faithful stand-in, driven by the real
-`kubernetes` client."""
+(with dry run and strict field validation: unknown fields answered 400 with the API server's message, found
+with the real Kubernetes schemas), read, list, watch, delete; Pod list with label selectors, log tails and
+log streams; Events by involved object; Kueue Workloads (404 when Kueue is not installed); Status bodies for
+400, 401, 403, 404, 409, 410 and 422. Pods, events and workloads are the documents a control plane shows
+(waiting reasons, PodScheduled conditions, admission conditions), set by each test. No kube-apiserver can run
+here; this is the closest faithful stand-in, driven by the real `kubernetes` client. `SilentServer` accepts
+connections and never answers."""
 
 from __future__ import annotations
 
 import copy
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,7 +40,10 @@ class FakeKube:
 
     def __init__(self) -> None:
         self.jobs: dict[tuple[str, str], dict] = {}
-        self.pods: dict[str, list[dict]] = {}  # job name -> pods
+        self.pods: dict[str, list[dict]] = {}  # job name -> pods (listed with job-name and launcher labels)
+        self.events: list[dict] = []
+        self.workloads: list[dict] | None = None  # None: Kueue is not installed (its API answers 404)
+        self.log_text: dict[str, str] = {}  # pod name -> what a log tail (tailLines) returns
         self.services: dict[tuple[str, str], dict] = {}
         self.network_policies: dict[tuple[str, str], dict] = {}
         self.version = 100
@@ -59,22 +67,7 @@ class FakeKube:
         self.server.server_close()
 
     def kubeconfig(self, path: Path, namespace: str = "ml") -> Path:
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "current-context": "fake",
-                    "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-                    "users": [{"name": "ci", "user": {"token": TOKEN}}],
-                    "contexts": [
-                        {"name": "fake", "context": {"cluster": "fake", "user": "ci", "namespace": namespace}},
-                        {"name": "other", "context": {"cluster": "fake", "user": "ci", "namespace": "other"}},
-                    ],
-                }
-            )
-        )
-        return path
+        return write_kubeconfig(path, self.url, namespace)
 
     def next_version(self) -> str:
         self.version += 1
@@ -142,6 +135,17 @@ class FakeKube:
                     return
                 parts = url.path.strip("/").split("/")  # apis batch v1 namespaces NS jobs | api v1 ... services
                 namespace, name = parts[parts.index("namespaces") + 1], body["metadata"]["name"]
+                if parse_qs(url.query).get("fieldValidation") == ["Strict"] and (unknown := unknown_field(body)):
+                    kind = body.get("kind")
+                    return self._send(
+                        400,
+                        status_body(
+                            400,
+                            "BadRequest",
+                            f'{kind} in version "v1" cannot be handled as a {kind}: strict decoding error: '
+                            f'unknown field "{unknown}"',
+                        ),
+                    )
                 if parts[-1] in ("services", "networkpolicies"):
                     stored = fake.services if parts[-1] == "services" else fake.network_policies
                     with fake.lock:
@@ -204,12 +208,43 @@ class FakeKube:
                         return self._send(404, status_body(404, "NotFound", f'jobs.batch "{parts[6]}" not found'))
                     return self._send(200, job)
                 if parts[:2] == ["api", "v1"] and parts[-1] == "pods":
-                    job_name = query.get("labelSelector", [""])[0].removeprefix("job-name=")
+                    wanted = dict(pair.split("=", 1) for pair in query.get("labelSelector", [""])[0].split(",") if pair)
+                    labelled = [
+                        {**pod, "metadata": {**pod["metadata"], "labels": pod_labels(pod, job_name)}}
+                        for job_name, pods in list(fake.pods.items())
+                        for pod in pods
+                    ]
+                    items = [pod for pod in labelled if wanted.items() <= pod["metadata"]["labels"].items()]
+                    return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
+                if parts[:2] == ["api", "v1"] and parts[-1] == "events":
+                    field = query.get("fieldSelector", [""])[0].removeprefix("involvedObject.name=")
+                    items = [event for event in fake.events if event["involvedObject"]["name"] == field]
+                    return self._send(200, {"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": items})
+                if parts[:3] == ["apis", "kueue.x-k8s.io", "v1beta1"] and parts[-1] == "workloads":
+                    if fake.workloads is None:
+                        return self._send(
+                            404, status_body(404, "NotFound", "the server could not find the requested resource")
+                        )
+                    uid = query.get("labelSelector", [""])[0].removeprefix("kueue.x-k8s.io/job-uid=")
+                    items = [w for w in fake.workloads if w["metadata"]["labels"]["kueue.x-k8s.io/job-uid"] == uid]
                     return self._send(
                         200,
-                        {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": fake.pods.get(job_name, [])},
+                        {
+                            "apiVersion": "kueue.x-k8s.io/v1beta1",
+                            "kind": "WorkloadList",
+                            "metadata": {},
+                            "items": items,
+                        },
                     )
                 if parts[:2] == ["api", "v1"] and parts[-1] == "log":
+                    if "tailLines" in query:  # a status read, not a stream
+                        text = fake.log_text.get(parts[-2], "").encode()
+                        self.send_response(200)
+                        self.send_header("Content-Type", "text/plain")
+                        self.send_header("Content-Length", str(len(text)))
+                        self.end_headers()
+                        self.wfile.write(text)
+                        return
                     session = fake.log_sessions.pop(0) if fake.log_sessions else [b""]
                     return self._stream("text/plain", session)
                 self._send(404, status_body(404, "NotFound", "the server could not find the requested resource"))
@@ -253,3 +288,72 @@ class FakeKube:
                 self._stream("application/json", items)
 
         return Handler
+
+
+def write_kubeconfig(path: Path, server: str, namespace: str = "ml") -> Path:
+    """A kubeconfig with a token user and two contexts: `fake` (the namespace given) and `other`."""
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": server}}],
+                "users": [{"name": "ci", "user": {"token": TOKEN}}],
+                "contexts": [
+                    {"name": "fake", "context": {"cluster": "fake", "user": "ci", "namespace": namespace}},
+                    {"name": "other", "context": {"cluster": "fake", "user": "ci", "namespace": "other"}},
+                ],
+            }
+        )
+    )
+    return path
+
+
+def pod_labels(pod: dict, job_name: str) -> dict:
+    """A pod's labels as the Job controller sets them, plus the template's (the launcher's) own."""
+    return {"job-name": job_name, "app.kubernetes.io/managed-by": "launcher", **(pod["metadata"].get("labels") or {})}
+
+
+def unknown_field(document: dict) -> str | None:
+    """The first field the Kubernetes schema does not declare, as the API server names it
+    (`spec.template.spec.tolerations[0].opertor`), or None."""
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(document, "1.33.0", strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        if exc.validator != "additionalProperties":
+            return None
+        path = ""
+        for part in exc.path:
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        field = exc.message.split("'")[1]
+        return f"{path}.{field}".lstrip(".")
+    return None
+
+
+class SilentServer:
+    """Accepts TCP connections and never answers: an API server that hangs."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(16)
+        self.accepted: list[socket.socket] = []
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)  # kept open, never read from or written to
+
+    def stop(self) -> None:
+        self.socket.close()
+        for connection in self.accepted:
+            connection.close()

@@ -323,6 +323,20 @@ JOB_CASES = [
         id="warmup-longer-than-training",
     ),
     pytest.param(("--epochs", "5"), {}, EXIT_BAD_INPUT, "unexpected arguments --epochs 5", id="command-line-flags"),
+    pytest.param(
+        CHECK,
+        {"FT_DATA_CACHE": "/dev/null/cache"},
+        EXIT_BAD_INPUT,
+        "FT_DATA_CACHE=/dev/null/cache is not a writable directory (Not a directory)",
+        id="data-cache-not-writable",
+    ),
+    pytest.param(
+        RUN,
+        {"FT_HUB_CACHE": "/dev/null/hub"},
+        EXIT_BAD_INPUT,
+        "FT_HUB_CACHE=/dev/null/hub is not a writable directory (Not a directory)",
+        id="hub-cache-not-writable",
+    ),
     # locations
     pytest.param(
         CHECK,
@@ -478,68 +492,72 @@ def test_job_refuses_a_damaged_output(inputs, tmp_path, workdir, stored, fragmen
 # --- the job: data sets ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "train, evaluation, changes, fragment",
-    [
-        pytest.param(
-            {**TWO_CLASSES, "dog/broken.png": b"not an image"},
-            TWO_CLASSES,
-            {},
-            "FT_TRAIN_DATA has 1 unreadable images",
-            id="corrupt-image",
-        ),
-        pytest.param(
-            TWO_CLASSES,
-            {**TWO_CLASSES, "cat/cut.png": PNG[:40]},
-            {},
-            "FT_EVAL_DATA has 1 unreadable images",
-            id="truncated-eval-image",
-        ),
-        pytest.param(
-            {**TWO_CLASSES, "bird/": b""},
-            TWO_CLASSES,
-            {},
-            "has class folders without images (bird)",
-            id="empty-class-folder",
-        ),
-        pytest.param(
-            {**TWO_CLASSES, "stray.png": PNG},
-            TWO_CLASSES,
-            {},
-            "holds images directly (stray.png)",
-            id="images-in-the-root",
-        ),
-        pytest.param(
-            {f"pets/{name}": image for name, image in TWO_CLASSES.items()},
-            TWO_CLASSES,
-            {},
-            "has class folders without images (pets)",
-            id="class-folders-one-level-too-deep",
-        ),
-        pytest.param({"README.txt": b"images go here"}, TWO_CLASSES, {}, "has no class folders", id="no-class-folders"),
-        pytest.param(
-            TWO_CLASSES,
-            {**TWO_CLASSES, "bird/0.png": PNG},
-            {},
-            "FT_EVAL_DATA has classes the training set lacks (bird)",
-            id="eval-class-missing-from-train",
-        ),
-        pytest.param(
-            TWO_CLASSES,
-            TWO_CLASSES,
-            {"FT_NUM_CLASSES": "3"},
-            "FT_NUM_CLASSES=3 but FT_TRAIN_DATA has 2 class folders",
-            id="num-classes-mismatch",
-        ),
-        pytest.param(
-            TWO_CLASSES,
-            TWO_CLASSES,
-            {"FT_BATCH_SIZE": "64"},
-            "has 6 images, fewer than FT_BATCH_SIZE=64",
-            id="fewer-images-than-the-batch",
-        ),
-    ],
-)
+DATA_CASES = [
+    pytest.param(
+        {**TWO_CLASSES, "dog/broken.png": b"not an image"},
+        TWO_CLASSES,
+        {},
+        "FT_TRAIN_DATA has 1 unreadable images",
+        id="corrupt-image",
+    ),
+    pytest.param(
+        TWO_CLASSES,
+        {**TWO_CLASSES, "cat/cut.png": PNG[:40]},
+        {},
+        "FT_EVAL_DATA has 1 unreadable images",
+        id="truncated-eval-image",
+    ),
+    pytest.param(
+        {**TWO_CLASSES, "bird/": b""},
+        TWO_CLASSES,
+        {},
+        "has class folders without images (bird)",
+        id="empty-class-folder",
+    ),
+    pytest.param(
+        {**TWO_CLASSES, "stray.png": PNG},
+        TWO_CLASSES,
+        {},
+        "holds images directly (stray.png)",
+        id="images-in-the-root",
+    ),
+    pytest.param(
+        {f"pets/{name}": image for name, image in TWO_CLASSES.items()},
+        TWO_CLASSES,
+        {},
+        "has class folders without images (pets)",
+        id="class-folders-one-level-too-deep",
+    ),
+    pytest.param({"README.txt": b"images go here"}, TWO_CLASSES, {}, "has no class folders", id="no-class-folders"),
+    pytest.param(
+        TWO_CLASSES,
+        {**TWO_CLASSES, "bird/0.png": PNG},
+        {},
+        "FT_EVAL_DATA has classes the training set lacks (bird)",
+        id="eval-class-missing-from-train",
+    ),
+    pytest.param(
+        TWO_CLASSES,
+        TWO_CLASSES,
+        {"FT_NUM_CLASSES": "3"},
+        "FT_NUM_CLASSES=3 but FT_TRAIN_DATA has 2 class folders",
+        id="num-classes-mismatch",
+    ),
+    pytest.param(
+        TWO_CLASSES,
+        TWO_CLASSES,
+        {"FT_BATCH_SIZE": "64"},
+        "has 6 images, fewer than FT_BATCH_SIZE=64",
+        id="fewer-images-than-the-batch",
+    ),
+]
+# What the pre-flight (`--check`) finds in an S3 listing, without downloading anything; unreadable images are
+# found by decoding, at the start of the run.
+DECODED = {"corrupt-image", "truncated-eval-image"}
+LAYOUT_CASES = [case for case in DATA_CASES if case.id not in DECODED]
+
+
+@pytest.mark.parametrize("train, evaluation, changes, fragment", DATA_CASES)
 def test_job_refuses_bad_data(inputs, tmp_path, workdir, train, evaluation, changes, fragment):
     data = {
         "FT_TRAIN_DATA": str(write_tree(tmp_path / "train", train)),
@@ -554,6 +572,27 @@ def test_job_refuses_bad_data(inputs, tmp_path, workdir, train, evaluation, chan
         fragment,
         workdir,
         (tmp_path / "output", tmp_path / "train", tmp_path / "eval"),
+    )
+
+
+@pytest.mark.parametrize("train, evaluation, changes, fragment", LAYOUT_CASES)
+def test_the_check_finds_bad_data_layouts_on_s3(
+    inputs, tmp_path, workdir, s3_server, train, evaluation, changes, fragment
+):
+    client, bucket = s3_server.client(), s3_server.new_bucket()
+    for prefix, tree in (("train", train), ("eval", evaluation)):
+        for name, content in tree.items():
+            client.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=content)  # "bird/": a folder marker
+    data = {"FT_TRAIN_DATA": f"s3://{bucket}/train", "FT_EVAL_DATA": f"s3://{bucket}/eval"}
+    assert_refused(
+        "job",
+        CHECK,
+        _job_environment(inputs, tmp_path, {**data, **changes}),
+        EXIT_BAD_INPUT,
+        fragment,
+        workdir,
+        (f"s3://{bucket}",),
+        client,
     )
 
 
@@ -745,7 +784,28 @@ def _without(key: str) -> dict:
             "settings.lr_init (1.0) must not exceed settings.lr_max (0.1)",
             id="contradictory-schedule",
         ),
-        pytest.param("render", "name: [tiny\n", [], "is not valid YAML", id="spec-not-yaml"),
+        pytest.param("render", "name: [tiny\n", [], "spec.yaml: line 2, column 1: not valid YAML", id="spec-not-yaml"),
+        pytest.param(
+            "run --local --workdir /dev/null/work",
+            MINIMAL,
+            [],
+            "--workdir /dev/null/work: /dev/null/work/scratch cannot be made (Not a directory)",
+            id="run-local-bad-workdir",
+        ),
+        pytest.param(
+            "run --local",
+            {**MINIMAL, "settings": {"lr_init": 1, "lr_max": 0.1}},
+            [],
+            "settings.lr_init (1.0) must not exceed settings.lr_max (0.1)",
+            id="run-local-checks-settings-first",
+        ),
+        pytest.param(
+            "run --local --workdir {work}",
+            {**MINIMAL, "train_data": "/nonexistent/train", "output": "/nonexistent/out"},
+            [],
+            "the job exited with 2 (bad configuration or input (do not retry))",
+            id="run-local-job-refuses-its-input",
+        ),
         pytest.param("render", "- name: tiny\n", [], "must be a mapping of keys", id="spec-not-a-mapping"),
         pytest.param("render", MINIMAL, ["epochs"], "--set 'epochs': use --set key=value", id="set-without-value"),
         pytest.param(
@@ -778,5 +838,6 @@ def _without(key: str) -> dict:
 def test_launcher_refuses_bad_specs(tmp_path, command, spec, overrides, fragment):
     path = tmp_path / "spec.yaml"
     path.write_text(spec if isinstance(spec, str) else yaml.safe_dump(spec))
-    args = (command, path.name, *(f"--set={override}" for override in overrides))
+    work = tmp_path.parent / f"{tmp_path.name}-work"  # run --local's volumes, outside the checked directory
+    args = (*command.format(work=work).split(), path.name, *(f"--set={override}" for override in overrides))
     assert_refused("launcher", args, None, EXIT_BAD_SPEC, fragment, tmp_path)

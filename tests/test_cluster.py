@@ -11,7 +11,7 @@ import yaml
 
 from fakekube import FakeKube
 from launcher.cli import main
-from launcher.cluster import connect
+from launcher.connection import connect
 
 SPEC = {
     "name": "tiny",
@@ -55,7 +55,11 @@ def _job(state: str | None = None, active: int = 0) -> dict:
 
 def test_submit_creates_the_job(kube, spec_file, capsys):
     assert main(["submit", str(spec_file), "--output", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"created": ["Job/tiny", "NetworkPolicy/tiny"], "dry_run": False}
+    assert json.loads(capsys.readouterr().out) == {
+        "created": ["Job/tiny", "NetworkPolicy/tiny"],
+        "namespace": "ml",
+        "dry_run": False,
+    }
     stored = kube.jobs[("ml", "tiny")]
     assert stored["spec"]["template"]["spec"]["containers"][0]["image"] == "finetune:1"
     assert ("POST", "/apis/batch/v1/namespaces/ml/jobs?fieldValidation=Strict") in kube.requests
@@ -108,10 +112,10 @@ def test_wait_survives_a_dropped_watch_and_410_gone(kube, capsys):
         [("event", "MODIFIED", _job("Complete"))],
     ]
     assert main(["wait", "tiny", "--timeout", "30", "--output", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"name": "tiny", "state": "Succeeded"}
+    report = json.loads(capsys.readouterr().out)
+    assert (report["name"], report["namespace"], report["state"], report["exit"]) == ("tiny", "ml", "Succeeded", 0)
     watches = [path for method, path in kube.requests if "watch=" in path]
-    lists = [path for method, path in kube.requests if "jobs?" in path and "watch=" not in path]
-    assert len(watches) == 3 and len(lists) == 2  # relisted after the 410
+    assert len(watches) == 3  # watched again after the dropped connection and after the 410
 
 
 def test_failed_job_and_timeout(kube, capsys):
@@ -119,7 +123,7 @@ def test_failed_job_and_timeout(kube, capsys):
     assert main(["wait", "tiny"]) == 1
     kube.store_job("ml", _job(active=1))
     assert main(["wait", "tiny", "--timeout", "1"]) == 4
-    assert "still running after 1 s" in capsys.readouterr().err
+    assert "error: timed out after 1 s; last seen: tiny (namespace ml): Pending" in capsys.readouterr().err
 
 
 def test_status_list_and_cancel(kube, capsys):
@@ -130,14 +134,17 @@ def test_status_list_and_cancel(kube, capsys):
             "metadata": {"name": "tiny", "namespace": "ml", "labels": {"app.kubernetes.io/managed-by": "launcher"}},
         },
     )
+    kube.pods["tiny"] = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tiny-r"}, "status": {"phase": "Running"}}
+    ]
     assert main(["status", "tiny", "--output", "json"]) == 0
     found = json.loads(capsys.readouterr().out)
-    assert (found["state"], found["active"]) == ("Running", 1)
+    assert (found["state"], found["active"], found["namespace"]) == ("Running", 1, "ml")
     assert main(["list", "--output", "json"]) == 0
     assert [job["name"] for job in json.loads(capsys.readouterr().out)["jobs"]] == ["tiny"]
     assert main(["cancel", "tiny"]) == 0 and not kube.jobs
     assert main(["cancel", "tiny"]) == 3
-    assert 'jobs.batch "tiny" not found' in capsys.readouterr().err
+    assert "job tiny not found in namespace ml (context fake)" in capsys.readouterr().err
 
 
 def test_logs_reconnect_without_duplicates_and_decode_split_utf8(kube, capsys):
@@ -192,11 +199,13 @@ def test_submit_wait_follows_the_job_to_its_end(kube, spec_file, capsys):
     kube.log_sessions = [[b'2026-11-27T10:00:01.000000001Z {"top1": 0.93}\n']]
     kube.watch_sessions = [[("event", "MODIFIED", _job("Complete"))]]
     assert main(["submit", str(spec_file), "--follow", "--output", "json"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out == ['{"top1": 0.93}', json.dumps({"name": "tiny", "state": "Succeeded"})]
+    log, result = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert log == {"log": '{"top1": 0.93}'}
+    assert (result["state"], result["exit"]) == ("Succeeded", 0)
 
 
 def test_following_waits_for_the_pod_to_start(kube, capsys):
+    kube.store_job("ml", _job(active=1))
     pending = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tiny-p"}, "status": {"phase": "Pending"}}
     kube.pods["tiny"] = [pending]
     kube.log_sessions = [[b"2026-11-27T10:00:01.000000001Z started\n"]]
@@ -214,4 +223,4 @@ def test_following_waits_for_the_pod_to_start(kube, capsys):
     assert capsys.readouterr().out.splitlines() == ["started"]
     kube.pods["tiny"] = [pending]
     assert main(["logs", "tiny"]) == 3  # without -f there is nothing to show yet
-    assert "no started pod yet" in capsys.readouterr().err
+    assert "job tiny in namespace ml (context fake) has no started pod yet" in capsys.readouterr().err

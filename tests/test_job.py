@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.results import SUMMARY_METRICS
+
 from conftest import HUB_ID, job_environment
 from job.errors import EXIT_BAD_INPUT
 
@@ -69,8 +71,11 @@ def test_fine_tuning_learns_and_reports(finished_run):
     summary = json.loads(lines[-1])
     assert summary["top1"] >= 0.8  # three classes: chance is 0.33
     assert Path(summary["metrics"]) == base / "out" / "metrics.json"
-    events = [json.loads(line)["event"] for line in lines[:-1]]  # JSON lines when stdout is not a terminal
-    assert events[0] == "start" and events.count("epoch") == 4 and "step" in events
+    assert set(summary) == {*SUMMARY_METRICS, "metrics"}  # the names the quality gate accepts
+    events = [json.loads(line) for line in lines[:-1]]  # JSON lines when stdout is not a terminal
+    kinds = [event["event"] for event in events]
+    assert kinds[0] == "start" and kinds.count("epoch") == 4 and "step" in kinds
+    assert events[0]["steps_per_epoch"] > 0 and events[0]["epochs"] == 4  # what the launcher's ETA needs
     metrics = json.loads((base / "out" / "metrics.json").read_text())
     assert [record["epoch"] for record in metrics["history"]] == [1, 2, 3, 4]
     for record in metrics["history"]:
@@ -207,6 +212,9 @@ def test_check_mode_validates_without_training(tmp_path, hub_root, digits_data):
         "model": HUB_ID,
         "model_name": "googlenet",
         "output": str(tmp_path / "out"),
+        "classes": 3,
+        "train_images": sum(1 for path in digits_data[0].rglob("*.png")),
+        "eval_images": sum(1 for path in digits_data[1].rglob("*.png")),
     }
     assert not list((tmp_path / "cache").rglob("*.ckpt"))  # the descriptor only: no checkpoint download
     bad = subprocess.run(

@@ -90,6 +90,10 @@ secret-access-key
 15
 {{- end -}}
 
+{{- define "finetune.terminationMessagePolicy" -}}
+FallbackToLogsOnError
+{{- end -}}
+
 {{- define "finetune.masterPortDefault" -}}
 8118
 {{- end -}}

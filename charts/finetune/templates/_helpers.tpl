@@ -269,6 +269,7 @@ template:
             {{- end }}
         securityContext:
           {{- include "finetune.containerSecurityContext" . | nindent 10 }}
+        terminationMessagePolicy: {{ include "finetune.terminationMessagePolicy" . }}
         volumeMounts:
           {{- include "finetune.volumeMounts" . | nindent 10 }}
           {{- include "finetune.credentialsMount" . | nindent 10 }}

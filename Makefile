@@ -10,7 +10,7 @@ SCAN_VENV := .venv-scan
 SCANNER := $(SCAN_VENV)/bin/checkov
 SOURCES := contract job launcher charts image bench examples tests
 
-.PHONY: demo test lint image image-test clean
+.PHONY: demo test test-fast lint image image-test clean
 
 # One virtual environment for the demo and the tests, rebuilt when pyproject.toml changes.
 $(INSTALLED): pyproject.toml
@@ -38,6 +38,10 @@ lint: $(INSTALLED)
 # The container tests (tests/image) need built images: `make image-test` runs them.
 test: $(INSTALLED) $(SCANNER) lint
 	$(BIN)/python -m pytest --ignore=tests/image
+
+# The edit-test loop: everything that trains nothing and starts no heavy tool (under a minute).
+test-fast: $(INSTALLED)
+	$(BIN)/python -m pytest --ignore=tests/image -m "not slow" -q -n auto
 
 # The CPU image with podman or docker (standard library Python only: no virtual environment needed).
 image:

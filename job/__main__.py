@@ -6,7 +6,6 @@ import json
 import sys
 import traceback
 
-from contract.display import rounded
 from job import distributed, msrun
 from job.config import help_text, load_settings
 from job.device import prepare_process
@@ -55,7 +54,12 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
-    print(json.dumps(summary) if not sys.stdout.isatty() else "[done] " + rounded(summary), flush=True)
+    if sys.stdout.isatty():
+        from contract.display import rounded
+
+        print("[done] " + rounded(summary), flush=True)
+    else:
+        print(json.dumps(summary), flush=True)
     return EXIT_OK
 
 

@@ -9,8 +9,6 @@ import threading
 import time
 from typing import TextIO
 
-from contract.display import LiveDisplay
-
 
 class Progress:
     """Writes events such as `step`, `epoch`, `eval` and `done` with their fields."""
@@ -27,7 +25,11 @@ class Progress:
         self.tags = tags or {}
         self.only = only
         self._lock = threading.Lock()  # the committer thread reports too: whole lines only
-        self.display = None if self.as_json else LiveDisplay(self.stream)
+        self.display = None
+        if not self.as_json:
+            from contract.display import LiveDisplay  # rich, only for a terminal
+
+            self.display = LiveDisplay(self.stream)
 
     def for_rank(self, rank: int) -> Progress:
         """Lines tagged with a training process's rank; ranks other than 0 only say that they started and

@@ -175,8 +175,11 @@ def _pending_line(pods: list[dict], events: list[dict], workloads: list[dict], n
         if reason in NEVER_STARTS:
             return f"{reason}: {message or 'the container cannot be created'}", True
         if reason in PULL_FAILURES:
-            created = _time(pod.get("metadata", {}).get("creationTimestamp"))
-            waited = (now - created).total_seconds() if created else 0.0
+            scheduled = _conditions(pod).get("PodScheduled") or {}
+            since = _time(scheduled.get("lastTransitionTime")) or _time(
+                pod.get("metadata", {}).get("creationTimestamp")
+            )  # pulling starts once the pod has a node
+            waited = (now - since).total_seconds() if since else 0.0
             stuck = waited >= PULL_GRACE_SECONDS
             suffix = f" (for {waited:.0f} s)" if waited else ""
             return f"image pull failing{suffix}: {reason}: {message or 'the image cannot be pulled'}", stuck

@@ -134,7 +134,7 @@ class SeaweedServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=3)  # weed drains for up to 15 s; a test server need not
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

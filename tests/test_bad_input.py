@@ -468,7 +468,17 @@ JOB_CASES = [
 ]
 
 
-@pytest.mark.parametrize("args, changes, code, fragment", JOB_CASES)
+def _tiered(cases: list) -> list:
+    """The cases that run the job past its settings (RUN: MindSpore imported) marked slow."""
+    return [
+        pytest.param(
+            *case.values, id=case.id, marks=[*case.marks, *([pytest.mark.slow] if case.values[0] == RUN else [])]
+        )
+        for case in cases
+    ]
+
+
+@pytest.mark.parametrize("args, changes, code, fragment", _tiered(JOB_CASES))
 def test_job_refuses_bad_configuration(inputs, tmp_path, workdir, args, changes, code, fragment):
     seed(tmp_path / "output")
     assert_refused(
@@ -476,6 +486,7 @@ def test_job_refuses_bad_configuration(inputs, tmp_path, workdir, args, changes,
     )
 
 
+@pytest.mark.slow  # runs the job up to its refusal (MindSpore imported)
 @pytest.mark.parametrize(
     "stored, fragment",
     [
@@ -557,6 +568,7 @@ DECODED = {"corrupt-image", "truncated-eval-image"}
 LAYOUT_CASES = [case for case in DATA_CASES if case.id not in DECODED]
 
 
+@pytest.mark.slow  # runs the job up to its refusal (MindSpore imported)
 @pytest.mark.parametrize("train, evaluation, changes, fragment", DATA_CASES)
 def test_job_refuses_bad_data(inputs, tmp_path, workdir, train, evaluation, changes, fragment):
     data = {
@@ -675,6 +687,7 @@ def _without(key: str) -> dict:
     return {name: value for name, value in MINIMAL.items() if name != key}
 
 
+@pytest.mark.slow  # one launcher process per case; test_launcher.py checks the same messages in-process
 @pytest.mark.parametrize(
     "command, spec, overrides, fragment",
     [

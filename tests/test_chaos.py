@@ -10,6 +10,8 @@ The moments come from CHAOS_SEED (printed; set it to replay a failure's sequence
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import random
 import signal
@@ -21,6 +23,8 @@ from jobprocess import JobProcess, event
 from job.checkpoints import ATTEMPTS, CheckpointLog
 from job.run_record import completed_summary
 from job.storage import Store, open_store
+
+pytestmark = pytest.mark.slow  # trains with MindSpore or runs a heavy tool: not in make test-fast
 
 KILLS = 10
 DEFAULT_SEED = 20251128

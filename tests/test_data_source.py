@@ -24,6 +24,7 @@ def _snapshot(root):
     }
 
 
+@pytest.mark.slow
 def test_copy_skips_verified_files_and_repairs_damaged_ones(remote_set, digits_data, tmp_path):
     _, location = remote_set
     root, fingerprint = materialize(location, "FT_TRAIN_DATA", tmp_path, StorageOptions())
@@ -38,6 +39,7 @@ def test_copy_skips_verified_files_and_repairs_damaged_ones(remote_set, digits_d
     assert sha256_of(root / damaged) == original[damaged]
 
 
+@pytest.mark.slow
 def test_a_changed_listing_changes_the_fingerprint_and_drops_removed_files(s3_server, remote_set, tmp_path):
     bucket, location = remote_set
     root, fingerprint = materialize(location, "FT_TRAIN_DATA", tmp_path, StorageOptions())

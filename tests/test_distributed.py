@@ -171,6 +171,7 @@ def _worker(launcher_pid: int, rank: int) -> psutil.Process:
     raise AssertionError(f"no worker with rank {rank} under process {launcher_pid}")
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_the_attempt(distributed_runs):
     killed = distributed_runs["killed"]
     assert distributed_runs["killed_code"] == EXIT_INTERNAL  # retryable: the Job starts the group again
@@ -178,6 +179,7 @@ def test_a_killed_worker_fails_the_attempt(distributed_runs):
     assert killed.events("epoch")[-1]["epoch"] < EPOCHS
 
 
+@pytest.mark.slow
 def test_the_rerun_resumes_from_the_last_committed_epoch_and_completes(distributed_runs):
     rerun = distributed_runs["rerun"]
     assert distributed_runs["rerun_code"] == 0, rerun.stderr[-3000:]
@@ -189,6 +191,7 @@ def test_the_rerun_resumes_from_the_last_committed_epoch_and_completes(distribut
     assert all(start["processes"] == 2 for start in starts)
 
 
+@pytest.mark.slow
 def test_parameters_are_identical_on_every_rank_at_the_end(distributed_runs):
     summaries = [
         line for line in distributed_runs["rerun"].json_lines() if "parameters_sha256" in line and "event" not in line
@@ -198,6 +201,7 @@ def test_parameters_are_identical_on_every_rank_at_the_end(distributed_runs):
     assert digests[0] == digests[1]
 
 
+@pytest.mark.slow
 def test_one_committed_checkpoint_per_epoch_and_metrics_written_once(distributed_runs):
     output: Path = distributed_runs["output"]
     manifests = sorted(path.name for path in (output / "checkpoints" / "manifests").iterdir())

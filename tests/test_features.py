@@ -15,6 +15,8 @@ from job.checkpoints import manifest_key
 from job.config import load_settings
 from job.progress import Progress
 
+pytestmark = pytest.mark.slow  # trains with MindSpore or runs a heavy tool: not in make test-fast
+
 # A head on fixed random features needs a smaller step than fine-tuning (about 0.9 top-1 after SHORT_RUN's epochs).
 FROZEN = {"FT_FREEZE_BACKBONE": "true", "FT_AUGMENT": "false", "FT_LR_MAX": "0.002"}
 EPOCHS = 3  # SHORT_RUN's

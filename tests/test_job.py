@@ -16,6 +16,8 @@ from contract.results import SUMMARY_METRICS
 from conftest import HUB_ID, job_environment
 from job.errors import EXIT_BAD_INPUT
 
+pytestmark = pytest.mark.slow  # trains with MindSpore or runs a heavy tool: not in make test-fast
+
 FAST = {
     "FT_IMAGE_SIZE": "32",
     "FT_BATCH_SIZE": "16",

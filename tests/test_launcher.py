@@ -257,6 +257,7 @@ def test_hostile_strings_render_back_to_exactly_the_input(image, model, data, ou
     assert job["metadata"]["name"] == "tiny" and job["kind"] == "Job"
 
 
+@pytest.mark.slow
 def test_run_local_gives_the_job_the_manifest_environment(tmp_path, hub_root, digits_data):
     from conftest import HUB_ID
 

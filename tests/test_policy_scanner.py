@@ -4,6 +4,8 @@ pods, and each rule the hardening answers shown to fire on a manifest that break
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -15,6 +17,8 @@ from launcher.render import manifests
 from launcher.spec import JobSpec, load_spec
 from test_chart import REQUIRED, VALUES_FILES, render_chart
 from test_launcher import EXAMPLES, MINIMAL
+
+pytestmark = pytest.mark.slow  # trains with MindSpore or runs a heavy tool: not in make test-fast
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-scan" / "bin" / "checkov"))

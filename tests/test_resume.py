@@ -12,6 +12,8 @@ from jobprocess import JobProcess, event
 from job.errors import EXIT_BAD_INPUT, EXIT_TERMINATED
 from job.storage import S3Store, open_store
 
+pytestmark = pytest.mark.slow  # trains with MindSpore or runs a heavy tool: not in make test-fast
+
 OUTAGE_SECONDS = 20
 
 

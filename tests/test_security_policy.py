@@ -383,6 +383,7 @@ def test_the_default_namespace_is_flagged():
     assert violations(document) == ["Job/x: namespace: the default namespace is shared; name one"]
 
 
+@pytest.mark.slow
 def test_a_job_reads_its_s3_credentials_only_from_mounted_files(tmp_path, s3_server, hub_root, digits_data):
     """A real run against the real S3 server with the credentials as files, none in the environment."""
     from conftest import HUB_ID, SHORT_RUN
@@ -446,6 +447,7 @@ def check_inputs(tmp_path_factory) -> dict[str, str]:
         "FT_TRAIN_DATA": str(write_tree(base / "train", TWO_CLASSES)),
         "FT_EVAL_DATA": str(write_tree(base / "eval", TWO_CLASSES)),
         "FT_S3_MAX_ATTEMPTS": "1",
+        "FT_BATCH_SIZE": "4",  # the stand-in data holds 6 training images
     }
 
 
@@ -454,7 +456,7 @@ def check_inputs(tmp_path_factory) -> dict[str, str]:
     [
         pytest.param(["--check"], SECRET_KEY, 0, id="check-passes"),
         pytest.param(["--check"], DISTINCTIVE_SECRET, EXIT_BAD_INPUT, id="check-refused"),
-        pytest.param([], DISTINCTIVE_SECRET, EXIT_BAD_INPUT, id="run-refused"),
+        pytest.param([], DISTINCTIVE_SECRET, EXIT_BAD_INPUT, id="run-refused", marks=pytest.mark.slow),
     ],
 )
 def test_the_jobs_logs_never_hold_the_secret_key(check_inputs, s3_server, args, secret, code):

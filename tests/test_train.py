@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 import mindspore as ms
 import numpy as np
 
 from job.config import load_settings
 from job.models.googlenet import googlenet
 from job.train import Trainer, _train_step, build_optimizer, fine_tune_network
+
+pytestmark = pytest.mark.slow  # trains with MindSpore or runs a heavy tool: not in make test-fast
 
 REQUIRED = {"FT_MODEL": "m", "FT_TRAIN_DATA": "t", "FT_EVAL_DATA": "e", "FT_OUTPUT": "o"}
 

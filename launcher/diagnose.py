@@ -174,8 +174,8 @@ def _pending_line(pods: list[dict], events: list[dict], workloads: list[dict], n
         message = (waiting or {}).get("message") or ""
         if reason in NEVER_STARTS:
             return f"{reason}: {message or 'the container cannot be created'}", True
+        scheduled = _conditions(pod).get("PodScheduled") or {}
         if reason in PULL_FAILURES:
-            scheduled = _conditions(pod).get("PodScheduled") or {}
             since = _time(scheduled.get("lastTransitionTime")) or _time(
                 pod.get("metadata", {}).get("creationTimestamp")
             )  # pulling starts once the pod has a node
@@ -183,8 +183,7 @@ def _pending_line(pods: list[dict], events: list[dict], workloads: list[dict], n
             stuck = waited >= PULL_GRACE_SECONDS
             suffix = f" (for {waited:.0f} s)" if waited else ""
             return f"image pull failing{suffix}: {reason}: {message or 'the image cannot be pulled'}", stuck
-        scheduled = _conditions(pod).get("PodScheduled")
-        if scheduled and scheduled.get("status") == "False":
+        if scheduled.get("status") == "False":
             return f"{scheduled.get('reason') or 'not scheduled'}: {scheduled.get('message') or ''}".rstrip(": "), False
         if reason in STARTING:
             return f"{reason}: pulling the image and mounting volumes", False

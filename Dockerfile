@@ -18,7 +18,8 @@ ARG MINDSPORE_VERSION=2.10.0
 FROM ${BASE_IMAGE} AS code
 COPY contract /opt/finetune/contract
 COPY job /opt/finetune/job
-RUN python -m compileall -q /opt/finetune/contract /opt/finetune/job
+COPY mindspore_hub /opt/finetune/mindspore_hub
+RUN python -m compileall -q /opt/finetune/contract /opt/finetune/job /opt/finetune/mindspore_hub
 
 # ---- The runtime: the base, the one system library MindSpore needs, the non-root user ---------------------
 FROM ${BASE_IMAGE} AS runtime

@@ -8,7 +8,7 @@ BUILD_FLAGS ?=
 
 SCAN_VENV := .venv-scan
 SCANNER := $(SCAN_VENV)/bin/checkov
-SOURCES := contract job launcher charts image bench examples tests
+SOURCES := contract job launcher mindspore_hub charts image bench examples tests
 
 .PHONY: demo test test-fast lint image image-test clean
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from contract import exits
+from contract import exits, models
 from contract.settings import ENV_PREFIX, Settings, env_name, known_variables
 from job.errors import BadInput
 
@@ -83,5 +83,8 @@ def help_text() -> str:
         "Storage uses the standard AWS_ENDPOINT_URL and AWS_DEFAULT_REGION; credentials come from the "
         "files in FT_S3_CREDENTIALS_DIR or boto3's own sources (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).",
         "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in exits.MEANINGS.items()) + ".",
+        "",
+        "Built-in networks (the hub descriptor's model-name: hub ids):",
+        *(f"  {line}" for line in models.listing()),
     ]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from mindspore import nn
 
 from contract.settings import Settings
 from job.distributed import Topology
-from job.models.googlenet import WithHead
+from job.models.heads import WithHead
 from job.progress import Progress
 
 
@@ -30,7 +30,7 @@ class PooledFeatures(nn.Cell):
     def __init__(self, network: WithHead) -> None:
         super().__init__(auto_prefix=False)  # the network's own cells: parameter names stay as they are
         self.backbone = network.backbone
-        self.pool = network.head.pool
+        self.pool = network.head.pooling()
 
     def construct(self, images):
         return self.pool(self.backbone(images))
@@ -102,7 +102,7 @@ def cache(
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     cell = PooledFeatures(network)
-    width = network.head.classifier.in_channels
+    width = network.head.dense_layer().in_channels
     cached = CachedFeatures(
         extract(cell, train_images, counts[0], width, folder / "train.npy", stop),
         extract(cell, eval_images, counts[1], width, folder / "eval.npy", stop),

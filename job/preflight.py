@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from contract.models import unsupported
 from contract.settings import Settings
 from job import data, hub
 from job.errors import BadInput
@@ -60,6 +61,9 @@ def check(settings: Settings) -> dict:
         storage_options=options,
     )
     entry.descriptor.asset(hub.CHECKPOINT_FORMAT)  # the run needs a checkpoint: refuse its absence now
+    problem = unsupported(entry.descriptor.model_name) if settings.hub_network_dir is None else None
+    if problem:
+        raise BadInput(problem)
     return {
         "check": "ok",
         "model": settings.model,

@@ -173,7 +173,7 @@ class Run:
                 stop,
             )
             trainer.train_on_features()
-            evaluated = network.head.classifier
+            evaluated = network.head.dense_layer()
             eval_set = cached.eval.dataset(training=False, batch_size=settings.batch_size)
         else:
             evaluated = network

@@ -13,7 +13,7 @@ from mindspore import nn, ops
 
 from contract.settings import AmpLevel, Settings
 from job.errors import BadInput
-from job.models.googlenet import WithHead
+from job.models.heads import WithHead
 from job.progress import Progress
 from job.schedule import warmup_cosine
 
@@ -21,7 +21,8 @@ NO_DECAY_SUFFIXES = (".gamma", ".beta", ".bias")
 
 
 def fine_tune_network(backbone: nn.Cell, num_classes: int, freeze_backbone: bool) -> nn.Cell:
-    """Backbone + new head (mean over H, W -> flatten -> Dense(1024, num_classes)) with model-zoo names.
+    """Backbone + new head (mean over H, W -> flatten -> Dense(backbone's channels, num_classes)) with the
+    architecture's model-zoo names.
 
     A frozen backbone keeps its weights and uses its stored BatchNorm statistics, so it is a fixed function.
     """
@@ -150,7 +151,7 @@ class Trainer:
         parameters, the optimizer (moments, step counter: the schedule) and the loss scale; `step` still saves
         and restores the whole network."""
         self.active_step = TrainStep(
-            self.network.head.classifier, self.step.loss_fn, self.optimizer, self.step.loss_scaler, self.world_size
+            self.network.head.dense_layer(), self.step.loss_fn, self.optimizer, self.step.loss_scaler, self.world_size
         )
         self.active_step.set_train()
 

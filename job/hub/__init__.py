@@ -150,16 +150,25 @@ def _external_network(network_dir: Path, model_name: str, *args, **kwargs):
     return module.create_network(model_name, *args, **kwargs)
 
 
-def load_checkpoint_into(network, checkpoint: Path) -> None:
-    """Load a checkpoint into `network`; every network parameter must be in it with the same shape."""
+def read_checkpoint(checkpoint: Path) -> dict:
+    """A checkpoint's parameters by name; BadInput when it cannot be read."""
     import mindspore as ms
 
     try:
-        parameters = ms.load_checkpoint(str(checkpoint))
+        return ms.load_checkpoint(str(checkpoint))
     except (ValueError, RuntimeError, OSError) as exc:
         raise BadInput(
             f"checkpoint {checkpoint} cannot be read ({exc}); it is damaged or not a MindSpore checkpoint"
         ) from exc
+
+
+def load_checkpoint_into(network, checkpoint: Path, parameters: dict | None = None) -> None:
+    """Load a checkpoint (or its `parameters`, already read) into `network`; every network parameter must be in
+    it with the same shape."""
+    import mindspore as ms
+
+    if parameters is None:
+        parameters = read_checkpoint(checkpoint)
     try:
         missing, _ = ms.load_param_into_net(network, parameters, strict_load=True)
     except (ValueError, RuntimeError) as exc:
@@ -188,23 +197,40 @@ def load(
     **kwargs,
 ):
     """Build the hub entry's network (`*args`/`**kwargs` such as include_top, num_classes go to its constructor)
-    and, if `pretrained`, load its sha256-verified checkpoint into it."""
+    and, if `pretrained`, load its sha256-verified checkpoint into it. The descriptor is read first: a
+    model-name the job cannot build is refused before the checkpoint is downloaded."""
     entry = resolve(
         name,
-        pretrained=pretrained,
+        pretrained=False,
         mirror=mirror,
         cache_dir=cache_dir,
         offline=offline,
         force_reload=force_reload,
         storage_options=storage_options,
     )
-    model_name = entry.descriptor.model_name
+    descriptor = entry.descriptor
+    model_name = descriptor.model_name
+    if network_dir is None:
+        from job.models import architecture, create_network, zoo_branch
+
+        branch = zoo_branch(descriptor.repo_link, descriptor.fields)
+        built_in = architecture(model_name, branch)  # refused here, before any download
+    if pretrained:
+        entry = resolve(
+            name,
+            pretrained=True,
+            mirror=mirror,
+            cache_dir=cache_dir,
+            offline=offline,
+            storage_options=storage_options,
+        )
+    parameters = read_checkpoint(entry.checkpoint) if entry.checkpoint is not None else None
     if network_dir is not None:
         network = _external_network(Path(network_dir), model_name, *args, **kwargs)
     else:
-        from job.models import create_network
-
-        network = create_network(model_name, *args, **kwargs)
+        # Entries of several branches share one checkpoint file: its own names decide a layout that differs
+        layout = built_in.checkpoint_branch(parameters) if parameters is not None else None
+        network = create_network(model_name, *args, zoo_branch=layout or branch, **kwargs)
     if entry.checkpoint is not None:
-        load_checkpoint_into(network, entry.checkpoint)
+        load_checkpoint_into(network, entry.checkpoint, parameters)
     return network

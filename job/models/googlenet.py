@@ -5,6 +5,8 @@ from __future__ import annotations
 from mindspore import nn, ops
 from mindspore.common.initializer import TruncatedNormal
 
+from job.models.heads import WithHead
+
 FEATURE_CHANNELS = 1024
 
 
@@ -46,45 +48,10 @@ class Inception(nn.Cell):
         return self.concat((self.b1(x), self.b2(x), self.b3(x), self.b4(self.maxpool(x))))
 
 
-class GlobalAveragePool(nn.Cell):
-    """Mean over H and W, flattened: (N, C, H, W) -> (N, C)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.flatten = nn.Flatten()
-
-    def construct(self, features):
-        return self.flatten(features.mean(axis=(2, 3), keep_dims=True))
-
-
-class ClassifierHead(nn.Cell):
-    """The model zoo's top: mean over H and W, flatten, Dense(1024, num_classes) named `classifier`."""
-
-    def __init__(self, num_classes: int, in_channels: int = FEATURE_CHANNELS) -> None:
-        super().__init__()
-        self.pool = GlobalAveragePool()
-        self.classifier = nn.Dense(
-            in_channels, num_classes, weight_init=TruncatedNormal(0.02), bias_init=TruncatedNormal(0.02)
-        )
-
-    def construct(self, features):
-        return self.classifier(self.pool(features))
-
-
-class WithHead(nn.Cell):
-    """A feature extractor followed by a ClassifierHead, keeping both parts' parameter names unprefixed."""
-
-    def __init__(self, backbone: nn.Cell, num_classes: int, in_channels: int = FEATURE_CHANNELS) -> None:
-        super().__init__(auto_prefix=False)
-        self.backbone = backbone
-        self.head = ClassifierHead(num_classes, in_channels)
-
-    def construct(self, x):
-        return self.head(self.backbone(x))
-
-
 class GoogleNetFeatures(nn.Cell):
     """GoogleNet up to block5b: returns the (N, 1024, h, w) feature map."""
+
+    out_channels = FEATURE_CHANNELS
 
     def __init__(self) -> None:
         super().__init__()
@@ -114,7 +81,8 @@ class GoogleNetFeatures(nn.Cell):
         return self.block5b(self.block5a(x))
 
 
-def googlenet(num_classes: int = 10, include_top: bool = True) -> nn.Cell:
-    """The model zoo's `GoogleNet(num_classes, include_top)`: features only, or features with the top."""
+def googlenet(num_classes: int | str = 10, include_top: bool = True, zoo_branch: str | None = None) -> nn.Cell:
+    """The model zoo's `GoogleNet(num_classes, include_top)`: features only, or features with the top (one
+    layout on every branch the hub publishes, r1.3 to r1.10)."""
     features = GoogleNetFeatures()
-    return WithHead(features, num_classes) if include_top else features
+    return WithHead(features, int(num_classes)) if include_top else features

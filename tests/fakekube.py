@@ -21,6 +21,15 @@ from urllib.parse import parse_qs, urlparse
 import yaml
 
 TOKEN = "test-token"
+SPEC = {  # a job spec for the cluster tests: the Job `tiny` in namespace `ml`
+    "name": "tiny",
+    "namespace": "ml",
+    "image": "finetune:1",
+    "model": "mindspore/1.6/googlenet_cifar10",
+    "train_data": "s3://b/train",
+    "eval_data": "s3://b/eval",
+    "output": "s3://b/out",
+}
 
 
 def status_body(code: int, reason: str, message: str) -> dict:

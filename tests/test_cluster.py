@@ -9,19 +9,9 @@ import json
 import pytest
 import yaml
 
-from fakekube import FakeKube
+from fakekube import SPEC, FakeKube
 from launcher.cli import main
 from launcher.connection import connect
-
-SPEC = {
-    "name": "tiny",
-    "namespace": "ml",
-    "image": "finetune:1",
-    "model": "mindspore/1.6/googlenet_cifar10",
-    "train_data": "s3://b/train",
-    "eval_data": "s3://b/eval",
-    "output": "s3://b/out",
-}
 
 
 @pytest.fixture()

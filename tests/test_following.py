@@ -13,21 +13,12 @@ from datetime import datetime, timezone
 import pytest
 import yaml
 
-from fakekube import FakeKube, SilentServer, write_kubeconfig
+from fakekube import SPEC, FakeKube, SilentServer, write_kubeconfig
 from launcher.cli import main
 from launcher.cluster import submit
 from launcher.connection import connect
 from launcher.errors import SpecError
 
-SPEC = {
-    "name": "tiny",
-    "namespace": "ml",
-    "image": "finetune:1",
-    "model": "mindspore/1.6/googlenet_cifar10",
-    "train_data": "s3://b/train",
-    "eval_data": "s3://b/eval",
-    "output": "s3://b/out",
-}
 LONG_AGO = "2026-11-27T10:00:00Z"
 
 

@@ -199,15 +199,19 @@ def load(
     """Build the hub entry's network (`*args`/`**kwargs` such as include_top, num_classes go to its constructor)
     and, if `pretrained`, load its sha256-verified checkpoint into it. The descriptor is read first: a
     model-name the job cannot build is refused before the checkpoint is downloaded."""
-    entry = resolve(
-        name,
-        pretrained=False,
-        mirror=mirror,
-        cache_dir=cache_dir,
-        offline=offline,
-        force_reload=force_reload,
-        storage_options=storage_options,
-    )
+
+    def find(with_checkpoint: bool, reload: bool) -> HubEntry:
+        return resolve(
+            name,
+            pretrained=with_checkpoint,
+            mirror=mirror,
+            cache_dir=cache_dir,
+            offline=offline,
+            force_reload=reload,
+            storage_options=storage_options,
+        )
+
+    entry = find(False, force_reload)
     descriptor = entry.descriptor
     model_name = descriptor.model_name
     if network_dir is None:
@@ -216,14 +220,7 @@ def load(
         branch = zoo_branch(descriptor.repo_link, descriptor.fields)
         built_in = architecture(model_name, branch)  # refused here, before any download
     if pretrained:
-        entry = resolve(
-            name,
-            pretrained=True,
-            mirror=mirror,
-            cache_dir=cache_dir,
-            offline=offline,
-            storage_options=storage_options,
-        )
+        entry = find(True, False)  # the descriptor is cached now
     parameters = read_checkpoint(entry.checkpoint) if entry.checkpoint is not None else None
     if network_dir is not None:
         network = _external_network(Path(network_dir), model_name, *args, **kwargs)

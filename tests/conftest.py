@@ -83,7 +83,7 @@ def s3_server(tmp_path_factory):
     saved = {key: os.environ.get(key) for key in server.environment}
     os.environ.update(server.environment)
     yield server
-    server.stop()
+    server.stop(drain=False)  # nothing restarts it: its data directory is thrown away
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

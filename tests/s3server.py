@@ -130,11 +130,13 @@ class SeaweedServer:
                 time.sleep(0.2)
         raise RuntimeError(f"SeaweedFS did not answer within {READY_SECONDS} s; see {self.workdir / 'weed.log'}")
 
-    def stop(self) -> None:
+    def stop(self, drain: bool = True) -> None:
+        """Stop the server: with `drain`, as an operator would (it flushes its volumes for up to 15 s, so a
+        restart keeps every object); without, at once (the end of the test session)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=3)  # weed drains for up to 15 s; a test server need not
+                self.process.wait(timeout=15 if drain else 1)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -107,6 +107,10 @@ class SeaweedServer:
                 "-admin.ui=false",
                 "-s3.port.iceberg=0",
                 "-s3.port.lance=0",
+                # one volume per bucket (collection): without these it sizes volumes at 1 GB and allows only as
+                # many as the free disk holds (31 on a 32 GB disk), and the suite's buckets outnumber that
+                "-master.volumeSizeLimitMB=64",
+                "-volume.max=2000",
                 *(f"-{flag}={port}" for flag, port in self.ports.items()),
             ],
             stdout=log,

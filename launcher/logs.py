@@ -9,7 +9,8 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
-from launcher.cluster import RECONNECT_SECONDS, job_pods, observe, primary_pod
+from launcher import cluster
+from launcher.cluster import job_pods, observe, primary_pod
 from launcher.connection import Connection, Deadline
 from launcher.diagnose import Report
 from launcher.errors import ApiRefused
@@ -67,7 +68,9 @@ def stream_logs(
             if report.ended or report.stuck:
                 raise Stopped(report)
             deadline.check(report.text())
-            time.sleep(deadline.cap(RECONNECT_SECONDS))  # scheduled, pulling the image...: logs exist once it runs
+            time.sleep(
+                deadline.cap(cluster.RECONNECT_SECONDS)
+            )  # scheduled, pulling the image...: logs exist once it runs
             continue
         since = None
         if last_seen is not None:
@@ -116,4 +119,4 @@ def stream_logs(
         if not dropped and _phase(primary_pod(job_pods(connection, f"job-name={name}"))) in ("Succeeded", "Failed"):
             return
         deadline.check(f"job {name} in {connection.where()}: following the log of {pod['metadata']['name']}")
-        time.sleep(deadline.cap(RECONNECT_SECONDS))
+        time.sleep(deadline.cap(cluster.RECONNECT_SECONDS))

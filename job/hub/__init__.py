@@ -4,6 +4,7 @@ offline use. Networks are built from the architectures shipped with the job, nev
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 import importlib.util
 import re
 from dataclasses import dataclass
@@ -122,12 +123,16 @@ def resolve(
     offline: bool = False,
     force_reload: bool = False,
     storage_options: storage.StorageOptions = storage.StorageOptions(),
+    before_download: Callable[[Descriptor], object] | None = None,
 ) -> HubEntry:
-    """Find a hub entry's descriptor and, if `pretrained`, its verified checkpoint (downloaded if needed)."""
+    """Find a hub entry's descriptor and, if `pretrained`, its verified checkpoint (downloaded if needed);
+    `before_download` sees the descriptor first and may refuse it by raising."""
     cache = HubCache(Path(cache_dir) if cache_dir else default_hub_cache())
     location, key = _descriptor_location(name, mirror)
     text = _read_descriptor(name, location, key, cache, offline, force_reload, storage_options)
     descriptor = parse_descriptor(text, location)
+    if before_download is not None:
+        before_download(descriptor)
     checkpoint = _checkpoint(descriptor, location, cache, offline, storage_options) if pretrained else None
     if key and (force_reload or not cache.descriptor_path(key).is_file()):
         cache.store_descriptor(key, text)
@@ -200,33 +205,33 @@ def load(
     and, if `pretrained`, load its sha256-verified checkpoint into it. The descriptor is read first: a
     model-name the job cannot build is refused before the checkpoint is downloaded."""
 
-    def find(with_checkpoint: bool, reload: bool) -> HubEntry:
-        return resolve(
-            name,
-            pretrained=with_checkpoint,
-            mirror=mirror,
-            cache_dir=cache_dir,
-            offline=offline,
-            force_reload=reload,
-            storage_options=storage_options,
-        )
-
-    entry = find(False, force_reload)
-    descriptor = entry.descriptor
-    model_name = descriptor.model_name
-    if network_dir is None:
-        from job.models import architecture, create_network, zoo_branch
+    def built_in(descriptor: Descriptor):
+        """The descriptor's built-in architecture and zoo branch; BadInput for a model-name the job lacks."""
+        from job.models import architecture, zoo_branch
 
         branch = zoo_branch(descriptor.repo_link, descriptor.fields)
-        built_in = architecture(model_name, branch)  # refused here, before any download
-    if pretrained:
-        entry = find(True, False)  # the descriptor is cached now
+        return architecture(descriptor.model_name, branch), branch
+
+    entry = resolve(
+        name,
+        pretrained=pretrained,
+        mirror=mirror,
+        cache_dir=cache_dir,
+        offline=offline,
+        force_reload=force_reload,
+        storage_options=storage_options,
+        before_download=built_in if network_dir is None else None,  # refused before the checkpoint is fetched
+    )
+    model_name = entry.descriptor.model_name
     parameters = read_checkpoint(entry.checkpoint) if entry.checkpoint is not None else None
     if network_dir is not None:
         network = _external_network(Path(network_dir), model_name, *args, **kwargs)
     else:
+        from job.models import create_network
+
+        architecture, branch = built_in(entry.descriptor)
         # Entries of several branches share one checkpoint file: its own names decide a layout that differs
-        layout = built_in.checkpoint_branch(parameters) if parameters is not None else None
+        layout = architecture.checkpoint_branch(parameters) if parameters is not None else None
         network = create_network(model_name, *args, zoo_branch=layout or branch, **kwargs)
     if entry.checkpoint is not None:
         load_checkpoint_into(network, entry.checkpoint, parameters)

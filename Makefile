@@ -10,7 +10,7 @@ SCAN_VENV := .venv-scan
 SCANNER := $(SCAN_VENV)/bin/checkov
 SOURCES := contract job launcher mindspore_hub charts image bench examples tests
 
-.PHONY: demo test test-fast lint image image-test clean
+.PHONY: demo test test-fast lint image image-test bench-torch-venv clean
 
 # One virtual environment for the demo and the tests, rebuilt when pyproject.toml changes.
 $(INSTALLED): pyproject.toml
@@ -26,6 +26,11 @@ demo: $(INSTALLED)
 $(SCANNER):
 	$(PYTHON) -m venv $(SCAN_VENV)
 	$(SCAN_VENV)/bin/pip install --quiet checkov==3.3.30
+
+# PyTorch for bench/zoo.py's comparison (5.5 GB): a virtual environment of its own, never in $(VENV).
+TORCH_VENV := .venv-torch
+bench-torch-venv:
+	python3 -m venv $(TORCH_VENV) && $(TORCH_VENV)/bin/pip install torch==2.14.1 torchvision==0.29.1
 
 # Lint, format check, types, and the generated chart files up to date.
 lint: $(INSTALLED)
@@ -54,4 +59,4 @@ image-test: $(INSTALLED)
 	$(BIN)/python -m pytest tests/image --image $(IMAGE)
 
 clean:
-	rm -rf $(VENV) $(SCAN_VENV) .demo build
+	rm -rf $(VENV) $(SCAN_VENV) $(TORCH_VENV) .demo build

@@ -5,7 +5,8 @@
 Each benchmark prints its own report and writes a JSON object (`--json`); this script runs them one after
 the other on a machine that should otherwise be idle, keeps their results in bench/results.json (`--only`
 replaces just the named ones), then writes one table (median, baseline, ratio, target) with the machine
-described, notes, and every benchmark's full printed report.
+described, notes, and every benchmark's full printed report. zoo needs the PyTorch environment first
+(`make bench-torch-venv`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ BENCHMARKS = {  # name -> (script, what the ratio compares)
     "image_build": (
         "image_build.py",
         "CPU image rebuilds (code-only change, no change) vs a build with no layer cache",
+    ),
+    "zoo": (  # needs .venv-torch: make bench-torch-venv
+        "zoo.py",
+        "per built-in architecture: MindSpore vs PyTorch (training, inference); the job's loop vs bare Model.train",
     ),
 }
 

@@ -1,5 +1,6 @@
-"""What the in-process training benchmarks (overhead.py, pipeline.py) share: the job's settings, input
-pipeline, network and training loop on a small real image set, interleaved timing, and their report.
+"""What the in-process training benchmarks (overhead.py, pipeline.py, zoo.py) share: the job's settings, input
+pipeline, network (any built-in architecture) and training loop on a small real image set, a bare Model.train
+loop on the same, interleaved timing, and their report.
 
 Importing this module prepares the process for MindSpore on CPU (job.device.prepare_process caps oneDNN at
 AVX2), so a benchmark imports it before anything that imports MindSpore.
@@ -31,8 +32,8 @@ prepare_process(DeviceTarget.CPU)
 import mindspore as ms  # noqa: E402
 from mindspore import nn  # noqa: E402
 
-from job.models.googlenet import googlenet  # noqa: E402
-from job.train import Trainer, fine_tune_network  # noqa: E402
+from job.models import create_network  # noqa: E402
+from job.train import Trainer, build_optimizer, fine_tune_network  # noqa: E402
 
 DIGITS = list(range(10))  # 1347 training images
 UNUSED_LOCATIONS = {"FT_MODEL": "bench", "FT_TRAIN_DATA": "unused", "FT_EVAL_DATA": "unused", "FT_OUTPUT": "unused"}
@@ -51,18 +52,28 @@ def arguments(description: str, epochs_help: str) -> argparse.ArgumentParser:
 
 @dataclass(frozen=True)
 class Setup:
-    """The job's settings and the training images of one benchmark."""
+    """The job's settings and the training images of one benchmark, the built-in architecture (hub model-name)
+    it trains, and at most how many batches an epoch has (None: the whole training set)."""
 
     settings: Settings
     folder: data.ImageFolder
+    model: str = "googlenet"
+    steps: int | None = None
 
     @property
     def workers(self) -> int:
         return data.worker_count(self.settings.num_workers)
 
     @property
+    def image_size(self) -> int:
+        """FT_IMAGE_SIZE, which setup() always sets."""
+        assert self.settings.image_size is not None
+        return self.settings.image_size
+
+    @property
     def steps_per_epoch(self) -> int:
-        return self.folder.size // self.settings.batch_size  # training batches drop the remainder
+        batches = self.folder.size // self.settings.batch_size  # training batches drop the remainder
+        return batches if self.steps is None else min(self.steps, batches)
 
     @property
     def images_per_epoch(self) -> int:
@@ -71,6 +82,7 @@ class Setup:
     def describe(self) -> dict:
         settings = self.settings
         return {
+            "model": self.model,
             "image_size": settings.image_size,
             "batch_size": settings.batch_size,
             "images": self.folder.size,
@@ -87,10 +99,14 @@ class Setup:
         }
 
 
-def setup(work: Path, image_size: int, batch_size: int, epochs: int) -> Setup:
-    """Digits 0-9 written once as image_size PNGs, the job's default settings for them, MindSpore configured
-    as the job configures it (GRAPH mode on CPU, seeded)."""
-    train_root, _ = write_digits(work / "digits", DIGITS, image_size=image_size)
+def setup(
+    work: Path, image_size: int, batch_size: int, epochs: int, model: str = "googlenet", steps: int | None = None
+) -> Setup:
+    """Digits 0-9 written once per image size as image_size PNGs under `work`, the job's default settings for
+    them, MindSpore configured as the job configures it (GRAPH mode on CPU, seeded); epochs of at most `steps`
+    batches of `model`."""
+    root = work / f"digits-{image_size}"
+    train_root = root / "train" if root.exists() else write_digits(root, DIGITS, image_size=image_size)[0]
     settings = load_settings(
         {
             **UNUSED_LOCATIONS,
@@ -100,29 +116,33 @@ def setup(work: Path, image_size: int, batch_size: int, epochs: int) -> Setup:
         }
     )
     configure(settings, device_id=0)
-    return Setup(settings, data.scan_image_folder(train_root, "FT_TRAIN_DATA"))
+    return Setup(settings, data.scan_image_folder(train_root, "FT_TRAIN_DATA"), model, steps)
 
 
 def training_set(bench: Setup):
-    """The job's training pipeline (build_dataset as the runner calls it, augmentation as configured)."""
+    """The job's training pipeline (build_dataset as the runner calls it, augmentation as configured), cut to
+    the first `bench.steps` batches when set."""
     settings = bench.settings
-    return data.build_dataset(
+    dataset = data.build_dataset(
         bench.folder,
         bench.folder.classes,
         training=True,
         augment=settings.augment,
         hflip=settings.hflip,
         crop_min_scale=settings.crop_min_scale,
-        image_size=settings.image_size,
+        image_size=bench.image_size,
         batch_size=settings.batch_size,
         workers=bench.workers,
     )
+    return dataset if bench.steps is None else dataset.take(bench.steps_per_epoch)
 
 
 def network(bench: Setup) -> nn.Cell:
-    """GoogleNet with the job's new head, with the same initial weights on every call."""
+    """The architecture's backbone as the job loads it (include_top=False) with the job's new head, with the same
+    initial weights on every call."""
     ms.set_seed(bench.settings.seed)
-    return fine_tune_network(googlenet(include_top=False), len(bench.folder.classes), bench.settings.freeze_backbone)
+    backbone = create_network(bench.model, include_top=False)
+    return fine_tune_network(backbone, len(bench.folder.classes), bench.settings.freeze_backbone)
 
 
 class WaitTimed:
@@ -164,6 +184,24 @@ class JobTraining:
         for _ in range(epochs):
             self.epoch += 1
             self.trainer.train_epoch(self.epoch, wrap(training_set(self.bench)), self.progress, self._stop)
+        return epochs * self.bench.images_per_epoch / (time.perf_counter() - started)
+
+
+class BareTraining:
+    """A plain Model.train loop on the job's network, optimizer settings and pipeline."""
+
+    def __init__(self, bench: Setup, learning_rates: list[float]) -> None:
+        settings = bench.settings
+        model_network = network(bench)
+        optimizer = build_optimizer(model_network, learning_rates, settings.momentum, settings.weight_decay)
+        self.model = ms.train.Model(
+            model_network, nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), optimizer
+        )
+        self.bench = bench
+
+    def images_per_second(self, epochs: int) -> float:
+        started = time.perf_counter()
+        self.model.train(epochs, training_set(self.bench), dataset_sink_mode=True)
         return epochs * self.bench.images_per_epoch / (time.perf_counter() - started)
 
 

@@ -105,7 +105,13 @@ class Settings(BaseSettings):
         "each device takes FT_BATCH_SIZE / (FT_WORKERS x "
         "FT_DEVICES_PER_WORKER).",
     )
-    image_size: int = Field(224, ge=16, le=4096, description="Square input size in pixels.")
+    image_size: int | None = Field(
+        None,
+        ge=16,
+        le=4096,
+        description="Square input size in pixels (when unset: the network's own, 299 for InceptionV3 and 224 for "
+        "the others and for networks from FT_HUB_NETWORK_DIR).",
+    )
     lr_init: float = Field(0.0, ge=0, description="Learning rate at step 0 (start of the linear warmup).")
     lr_max: float = Field(0.01, gt=0, description="Learning rate at the end of the warmup (cosine peak).")
     lr_end: float = Field(0.0, ge=0, description="Learning rate the cosine decay ends at.")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from contract.models import unsupported
 from contract.settings import Settings
 from job import data, hub
+from job.hub.descriptor import Descriptor
 from job.errors import BadInput
 from job.storage import S3Store, StorageOptions, is_s3, local_path, open_store
 
@@ -43,6 +43,37 @@ def _image_folder(variable: str, location: str, options: StorageOptions) -> data
     return data.listed_image_folder(location, variable, keys)
 
 
+def hub_descriptor(settings: Settings) -> Descriptor:
+    """FT_MODEL's descriptor (nothing else is downloaded); BadInput for a model-name or zoo branch the job
+    cannot build, unless FT_HUB_NETWORK_DIR brings the network."""
+    from job.models import architecture, zoo_branch
+
+    descriptor = hub.resolve(
+        settings.model,
+        pretrained=False,
+        mirror=settings.hub_mirror,
+        cache_dir=settings.hub_cache,
+        offline=settings.hub_offline,
+        storage_options=StorageOptions.from_settings(settings),
+    ).descriptor
+    if settings.hub_network_dir is None:
+        architecture(descriptor.model_name, zoo_branch(descriptor.repo_link, descriptor.fields))
+    return descriptor
+
+
+def with_image_size(settings: Settings, descriptor: Descriptor | None) -> Settings:
+    """The settings with FT_IMAGE_SIZE decided: when unset, the built-in network's own input size (the default
+    size for a network from FT_HUB_NETWORK_DIR or one given in place of the hub's, `descriptor` None)."""
+    from job.models import DEFAULT_IMAGE_SIZE, ARCHITECTURES
+
+    if settings.image_size is not None:
+        return settings
+    size = DEFAULT_IMAGE_SIZE
+    if descriptor is not None and settings.hub_network_dir is None:
+        size = ARCHITECTURES[descriptor.model_name.lower()].image_size
+    return settings.model_copy(update={"image_size": size})
+
+
 def check(settings: Settings) -> dict:
     """Settings (already valid), writable directories, output store access, the data sets' class layout and
     size (from listings: no image is downloaded or decoded) and the hub descriptor."""
@@ -52,22 +83,13 @@ def check(settings: Settings) -> dict:
     train = _image_folder("FT_TRAIN_DATA", settings.train_data, options)
     evaluation = _image_folder("FT_EVAL_DATA", settings.eval_data, options)
     classes = data.check_image_sets(train, evaluation, settings.num_classes, settings.batch_size)
-    entry = hub.resolve(
-        settings.model,
-        pretrained=False,
-        mirror=settings.hub_mirror,
-        cache_dir=settings.hub_cache,
-        offline=settings.hub_offline,
-        storage_options=options,
-    )
-    entry.descriptor.asset(hub.CHECKPOINT_FORMAT)  # the run needs a checkpoint: refuse its absence now
-    problem = unsupported(entry.descriptor.model_name) if settings.hub_network_dir is None else None
-    if problem:
-        raise BadInput(problem)
+    descriptor = hub_descriptor(settings)
+    descriptor.asset(hub.CHECKPOINT_FORMAT)  # the run needs a checkpoint: refuse its absence now
     return {
         "check": "ok",
         "model": settings.model,
-        "model_name": entry.descriptor.model_name,
+        "model_name": descriptor.model_name,
+        "image_size": with_image_size(settings, descriptor).image_size,
         "output": settings.output,
         "classes": len(classes),
         "train_images": train.size,

@@ -26,7 +26,7 @@ from contract.settings import Settings
 from job.data_source import materialize
 from job.device import configure
 from job.errors import Terminated, Unavailable
-from job.preflight import check_directories
+from job.preflight import check_directories, hub_descriptor, with_image_size
 from job.evaluate import classification_metrics, predict
 from job.export import export_mindir
 from job.progress import Progress
@@ -92,7 +92,9 @@ class Run:
     """The state shared by the phases of one run."""
 
     def __init__(self, settings: Settings, progress: Progress, store: Store, scratch: Path, topology: Topology) -> None:
+        assert settings.image_size is not None, "run() decides FT_IMAGE_SIZE before the run starts"
         self.settings = settings
+        self.image_size: int = settings.image_size
         self.progress = progress
         self.store = store
         self.scratch = scratch
@@ -144,7 +146,7 @@ class Run:
         settings, topology = self.settings, self.topology
         workers = data.worker_count(settings.num_workers)
         shared: dict[str, Any] = dict(
-            image_size=settings.image_size,
+            image_size=self.image_size,
             workers=workers,
             augment=settings.augment,
             hflip=settings.hflip,
@@ -244,7 +246,7 @@ class Run:
         )
         writer.upload("confusion_matrix")
         if self.settings.export_mindir:
-            export_mindir(network, self.settings.image_size, writer.local("mindir", "model.mindir"))
+            export_mindir(network, self.image_size, writer.local("mindir", "model.mindir"))
             writer.upload("mindir")
         return writer
 
@@ -296,6 +298,9 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
     store = open_store(settings.output, StorageOptions.from_settings(settings))
     if topology.is_primary:
         store.check_access()
+    if settings.image_size is None:
+        with topology.pod_leader_first():  # one descriptor download per pod
+            settings = with_image_size(settings, None if backbone is not None else hub_descriptor(settings))
     with topology.pod_leader_first():  # one copy of s3:// data per pod
         train_folder, eval_folder, classes, fingerprints = _image_sets(
             settings, data.worker_count(settings.num_workers)

@@ -155,16 +155,37 @@ def _external_network(network_dir: Path, model_name: str, *args, **kwargs):
     return module.create_network(model_name, *args, **kwargs)
 
 
-def read_checkpoint(checkpoint: Path) -> dict:
-    """A checkpoint's parameters by name; BadInput when it cannot be read."""
-    import mindspore as ms
+def _memory_available() -> int | None:
+    """The kernel's MemAvailable in bytes: free memory and the page cache it can reclaim."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+    except OSError:
+        return None
+    found = re.search(r"^MemAvailable:\s+(\d+) kB", meminfo, re.MULTILINE)
+    return int(found.group(1)) * 1024 if found else None
 
+
+def read_checkpoint(checkpoint: Path) -> dict:
+    """A checkpoint's parameters by name; BadInput when it cannot be read.
+
+    MindSpore refuses a .ckpt larger than the memory it sees as available, the free pages alone (MemFree: a few
+    hundred MB once the page cache has filled, less than VGG-16's 537 MB checkpoints); while reading, it is
+    given MemAvailable, which counts the reclaimable cache too."""
+    import mindspore as ms
+    from mindspore.train import serialization
+
+    counted = getattr(serialization, "_get_available_memory", None)
+    if counted is not None:
+        serialization._get_available_memory = _memory_available
     try:
         return ms.load_checkpoint(str(checkpoint))
     except (ValueError, RuntimeError, OSError) as exc:
         raise BadInput(
             f"checkpoint {checkpoint} cannot be read ({exc}); it is damaged or not a MindSpore checkpoint"
         ) from exc
+    finally:
+        if counted is not None:
+            serialization._get_available_memory = counted
 
 
 def load_checkpoint_into(network, checkpoint: Path, parameters: dict | None = None) -> None:
@@ -232,7 +253,9 @@ def load(
         architecture, branch = built_in(entry.descriptor)
         # Entries of several branches share one checkpoint file: its own names decide a layout that differs
         layout = architecture.checkpoint_branch(parameters) if parameters is not None else None
-        network = create_network(model_name, *args, zoo_branch=layout or branch, **kwargs)
+        # and where one model-name has variants (VGG-16's batch norm, class count), its shapes pick the variant
+        shown = architecture.checkpoint_arguments(parameters) if parameters is not None else {}
+        network = create_network(model_name, *args, zoo_branch=layout or branch, **{**shown, **kwargs})
     if entry.checkpoint is not None:
         load_checkpoint_into(network, entry.checkpoint, parameters)
     return network

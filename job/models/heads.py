@@ -3,8 +3,10 @@ each network's model zoo definition, on any backbone that says how many channels
 
 from __future__ import annotations
 
-from mindspore import nn
-from mindspore.common.initializer import TruncatedNormal
+from collections.abc import Callable
+
+from mindspore import Parameter, nn, ops
+from mindspore.common.initializer import TruncatedNormal, initializer
 
 from job.errors import BadInput
 
@@ -36,41 +38,69 @@ def _dense(in_channels: int, num_classes: int) -> nn.Dense:
     return nn.Dense(in_channels, num_classes, weight_init=TruncatedNormal(0.02), bias_init=TruncatedNormal(0.02))
 
 
-class ClassifierHead(nn.Cell):
-    """GoogleNet's top (and the default): mean over H and W, flatten, Dense(in_channels, num_classes) named
-    `classifier`."""
+class PointwiseDense(nn.Cell):
+    """A Dense keeping its weight in a 1x1 convolution's shape (out, in, 1, 1), for a zoo top that is such a
+    convolution on a 1x1 map: its checkpoint loads as it is, and it takes pooled (N, in) features."""
 
-    def __init__(self, num_classes: int, in_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.weight = Parameter(initializer(TruncatedNormal(0.02), (out_channels, in_channels, 1, 1)), name="weight")
+        self.bias = Parameter(initializer(TruncatedNormal(0.02), (out_channels,)), name="bias")
+
+    def construct(self, features):
+        return ops.dense(features, self.weight.squeeze((2, 3)), self.bias)
+
+
+class PooledDenseHead(nn.Cell):
+    """The usual top: mean over H and W, flatten, and one Dense(in_channels, num_classes) under the name the
+    architecture's zoo definition gives it (`make_dense(in_channels, num_classes)` builds it)."""
+
+    def __init__(
+        self, num_classes: int, in_channels: int, dense_name: str, make_dense: Callable[[int, int], nn.Cell] = _dense
+    ) -> None:
         super().__init__()
         self.pool = GlobalAveragePool()
-        self.classifier = _dense(in_channels, num_classes)
+        self.dense_name = dense_name
+        setattr(self, dense_name, make_dense(in_channels, num_classes))
 
     def pooling(self) -> nn.Cell:
         return self.pool
 
     def dense_layer(self) -> nn.Dense:
-        return self.classifier
+        return getattr(self, self.dense_name)
 
     def construct(self, features):
-        return self.classifier(self.pool(features))
+        return self.dense_layer()(self.pool(features))
 
 
-class DenseHead(nn.Cell):
-    """The same top with its Dense named `dense` (MobileNetV2's MobileNetV2Head from r1.5 on)."""
+class ClassifierHead(PooledDenseHead):
+    """GoogleNet's top (and the default): the Dense is `classifier`."""
 
     def __init__(self, num_classes: int, in_channels: int) -> None:
-        super().__init__()
-        self.pool = GlobalAveragePool()
-        self.dense = _dense(in_channels, num_classes)
+        super().__init__(num_classes, in_channels, "classifier")
 
-    def pooling(self) -> nn.Cell:
-        return self.pool
 
-    def dense_layer(self) -> nn.Dense:
-        return self.dense
+class DenseHead(PooledDenseHead):
+    """MobileNetV2's MobileNetV2Head from r1.5 on: the Dense is `dense`."""
 
-    def construct(self, features):
-        return self.dense(self.pool(features))
+    def __init__(self, num_classes: int, in_channels: int) -> None:
+        super().__init__(num_classes, in_channels, "dense")
+
+
+class EndPointHead(PooledDenseHead):
+    """ResNet's top: the Dense is `end_point`."""
+
+    def __init__(self, num_classes: int, in_channels: int) -> None:
+        super().__init__(num_classes, in_channels, "end_point")
+
+
+class OutputHead(PooledDenseHead):
+    """MobileNetV3's top: `output`, in the zoo a 1x1 convolution (with bias) on the pooled 1x1 map, here a
+    PointwiseDense with its weight shape."""
+
+    def __init__(self, num_classes: int, in_channels: int) -> None:
+        super().__init__(num_classes, in_channels, "output", PointwiseDense)
 
 
 class SequentialHead(nn.Cell):
@@ -89,6 +119,50 @@ class SequentialHead(nn.Cell):
 
     def construct(self, features):
         return self.head(features)
+
+
+class FcHead(nn.Cell):
+    """The same top as a cell `head` whose Dense is `fc`, i.e. `head.fc` (DenseNet's and ResNeXt's CommonHead,
+    the attribute `head` of the zoo's networks); subclasses name that cell otherwise (`cell_name`)."""
+
+    cell_name = "head"
+
+    def __init__(self, num_classes: int, in_channels: int) -> None:
+        super().__init__()
+        setattr(self, self.cell_name, PooledDenseHead(num_classes, in_channels, "fc"))
+
+    def top(self) -> PooledDenseHead:
+        return getattr(self, self.cell_name)
+
+    def pooling(self) -> nn.Cell:
+        return self.top().pooling()
+
+    def dense_layer(self) -> nn.Dense:
+        return self.top().dense_layer()
+
+    def construct(self, features):
+        return self.top()(features)
+
+
+class LogitsHead(FcHead):
+    """InceptionV3's top: `logits.fc` (the zoo's Logits cell)."""
+
+    cell_name = "logits"
+
+
+class UnderBackbone(nn.Cell):
+    """Features kept as the attribute `backbone` (names `backbone.*`) with the top `head.fc`: the zoo's
+    ImageClassificationNetwork form (DenseNet-121, ResNeXt-50) without its head."""
+
+    head_type = FcHead
+
+    def __init__(self, features: nn.Cell, out_channels: int) -> None:
+        super().__init__()
+        self.backbone = features
+        self.out_channels = out_channels
+
+    def construct(self, x):
+        return self.backbone(x)
 
 
 class WithHead(nn.Cell):

@@ -66,10 +66,8 @@ TORCHVISION = {
     "resnet152": "resnet152",
     "densenet121": "densenet121",
     "vgg16": "vgg16",
-    "vgg16_bn": "vgg16_bn",
     "inceptionv3": "inception_v3",
     "mobilenetv3_large": "mobilenet_v3_large",
-    "mobilenetv3_small": "mobilenet_v3_small",
     "resnext50": "resnext50_32x4d",
 }
 MEASURES = ("mindspore train", "pytorch train", "mindspore infer", "pytorch infer", "job", "bare")

@@ -298,13 +298,13 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
     store = open_store(settings.output, StorageOptions.from_settings(settings))
     if topology.is_primary:
         store.check_access()
-    if settings.image_size is None:
-        with topology.pod_leader_first():  # one descriptor download per pod
-            settings = with_image_size(settings, None if backbone is not None else hub_descriptor(settings))
     with topology.pod_leader_first():  # one copy of s3:// data per pod
         train_folder, eval_folder, classes, fingerprints = _image_sets(
             settings, data.worker_count(settings.num_workers)
         )
+    if settings.image_size is None:  # after the data checks, which need no hub
+        with topology.pod_leader_first():  # one descriptor download per pod
+            settings = with_image_size(settings, None if backbone is not None else hub_descriptor(settings))
     finished = run_record.completed_summary(store) if topology.is_primary else None
     if topology.broadcast_int(finished is not None):
         if finished is None:

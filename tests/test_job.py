@@ -213,6 +213,7 @@ def test_check_mode_validates_without_training(tmp_path, hub_root, digits_data):
         "check": "ok",
         "model": HUB_ID,
         "model_name": "googlenet",
+        "image_size": 224,  # GoogleNet's own: FT_IMAGE_SIZE is unset
         "output": str(tmp_path / "out"),
         "classes": 3,
         "train_images": sum(1 for path in digits_data[0].rglob("*.png")),

@@ -40,9 +40,10 @@ lint: $(INSTALLED)
 	$(BIN)/mypy --python-version 3.10 launcher contract
 	$(BIN)/python -m charts.generate --check
 
-# The container tests (tests/image) need built images: `make image-test` runs them.
+# The container tests (tests/image) need built images: `make image-test` runs them. One pytest worker per core:
+# much of a test's time is single-threaded (imports, graph compilation, process start-up).
 test: $(INSTALLED) $(SCANNER) lint
-	$(BIN)/python -m pytest --ignore=tests/image
+	$(BIN)/python -m pytest --ignore=tests/image -n auto --durations=15
 
 # The edit-test loop: everything that trains nothing and starts no heavy tool (under a minute).
 test-fast: $(INSTALLED)

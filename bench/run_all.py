@@ -1,6 +1,6 @@
 """Run every benchmark with its baseline and collect the results in bench/RESULTS.md.
 
-    .venv/bin/python bench/run_all.py [--runs 5] [--only overhead,scaling]
+    .venv/bin/python bench/run_all.py [--runs 5] [--only overhead,scaling] [--args "zoo=--steps 3 --models resnet50"]
 
 Each benchmark prints its own report and writes a JSON object (`--json`); this script runs them one after
 the other on a machine that should otherwise be idle, keeps their results in bench/results.json (`--only`
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ BENCHMARKS = {  # name -> (script, what the ratio compares)
         "image_build.py",
         "CPU image rebuilds (code-only change, no change) vs a build with no layer cache",
     ),
+    "startup": ("startup.py", "the data phase of a start on 20,000 images: first start vs resume"),
     "zoo": (  # needs .venv-torch: make bench-torch-venv
         "zoo.py",
         "per built-in architecture: MindSpore vs PyTorch (training, inference); the job's loop vs bare Model.train",
@@ -40,13 +42,14 @@ BENCHMARKS = {  # name -> (script, what the ratio compares)
 }
 
 
-def _run(name: str, runs: int, work: Path) -> dict:
-    """Run one benchmark; its JSON results with the date, duration and printed report added."""
+def _run(name: str, runs: int, work: Path, extra: list[str]) -> dict:
+    """Run one benchmark (with `extra` arguments); its JSON results with the date, duration and printed report
+    added."""
     script, _ = BENCHMARKS[name]
     path = work / f"{name}.json"
     started = time.perf_counter()
     finished = subprocess.run(
-        [sys.executable, str(BENCH / script), "--runs", str(runs), "--json", str(path)],
+        [sys.executable, str(BENCH / script), "--runs", str(runs), "--json", str(path), *extra],
         check=True,
         stdout=subprocess.PIPE,
         text=True,
@@ -111,15 +114,23 @@ def main() -> None:
         "--only",
         help="comma-separated subset of: " + ", ".join(BENCHMARKS) + "; the others keep their collected results",
     )
+    parser.add_argument(
+        "--args",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="more arguments for one benchmark, e.g. 'zoo=--steps 3 --models resnet50' (repeatable)",
+    )
     arguments = parser.parse_args()
     names = arguments.only.split(",") if arguments.only else list(BENCHMARKS)
-    unknown = sorted(set(names) - set(BENCHMARKS))
+    extra = {name: shlex.split(value) for name, _, value in (item.partition("=") for item in arguments.args)}
+    unknown = sorted((set(names) | set(extra)) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]}; choose from {', '.join(BENCHMARKS)}")
     collected = json.loads(COLLECTED.read_text()) if arguments.only and COLLECTED.exists() else {}
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         for name in names:
-            collected[name] = _run(name, arguments.runs, Path(scratch))
+            collected[name] = _run(name, arguments.runs, Path(scratch), extra.get(name, []))
             COLLECTED.write_text(json.dumps(collected, indent=2) + "\n", encoding="utf-8")  # kept if a later one fails
     ordered = {name: collected[name] for name in BENCHMARKS if name in collected}
     RESULTS.write_text(_render(ordered), encoding="utf-8")

@@ -22,7 +22,7 @@ job, bare:       bench/overhead.py's comparison on this network and size: Traine
 Every measure times `--steps` batches of `--batch-size` images. PyTorch runs in a subprocess with the
 interpreter of .venv-torch (bench/torch_peer.py, answering one request at a time, so the two never run at the
 same time and never share a process); both get `--threads` threads (MindSpore: device_context.cpu.op_tuning.
-threads_num, which the job sets only for several processes per pod; PyTorch: torch.set_num_threads). MindSpore
+threads_num, which the job sets to its share of the pod's usable CPUs; PyTorch: torch.set_num_threads). MindSpore
 runs as the job runs it, oneDNN capped at AVX2 (job.device.prepare_process); PyTorch gets the ISA it picks,
 unless ONEDNN_MAX_CPU_ISA was set before the start. For each architecture every measure first runs once untimed
 (graph compilation, first allocations), then `--runs` runs of all six are interleaved (alternating which goes

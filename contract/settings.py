@@ -157,7 +157,14 @@ class Settings(BaseSettings):
         AmpLevel.O0, description="Mixed precision: O0 (fp32), O1, O2 (with dynamic loss scaling) or O3."
     )
     seed: int = Field(1, ge=0, description="Seed for weights of the new head, shuffling and augmentation.")
-    num_workers: int = Field(0, ge=0, description="Data pipeline workers; 0 means one per CPU core.")
+    num_workers: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Data pipeline workers per training process; 0 means the CPUs this pod may use (its CPU limit and "
+            "affinity, not the node's core count) shared among its training processes."
+        ),
+    )
     log_every: int = Field(10, ge=1, description="Training steps between progress lines.")
     eval_every: int = Field(
         1, ge=0, description="Evaluate every N epochs (used to pick `best`); 0 evaluates only after the last epoch."

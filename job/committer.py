@@ -13,10 +13,9 @@ from pathlib import Path
 from job.checkpoints import CheckpointLog
 from job.errors import JobError, Unavailable
 from job.progress import Progress
+from job.retry import while_unavailable
 
 COMMITTER_NICENESS = 10  # uploads yield the CPU to training (Linux: per thread, inherited by upload threads)
-RETRY_FIRST_SECONDS = 1.0
-RETRY_MAX_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -38,9 +37,16 @@ class BackgroundCommitter:
         self.keep = keep
         self.error: JobError | None = None  # a failure retrying cannot fix (another writer, bad credentials)
         self._queue: queue.Queue[PendingCommit | None] = queue.Queue()
+        self._settled = threading.Condition()  # notified when a commit is done or has failed
         self._abandon = threading.Event()
         self._thread = threading.Thread(target=self._run, name="checkpoint-committer", daemon=True)
         self._thread.start()
+
+    def __enter__(self) -> BackgroundCommitter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def submit(self, pending: PendingCommit) -> None:
         self._queue.put(pending)
@@ -50,9 +56,8 @@ class BackgroundCommitter:
 
     def flush(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for every submitted commit; True when all are committed."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and self.error is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        with self._settled:
+            self._settled.wait_for(lambda: not self._queue.unfinished_tasks or self.error is not None, timeout)
         return not self._queue.unfinished_tasks and self.error is None
 
     def close(self) -> None:
@@ -75,36 +80,35 @@ class BackgroundCommitter:
                     continue
                 self._commit_with_retries(pending)
             finally:
-                self._queue.task_done()
+                with self._settled:
+                    self._queue.task_done()
+                    self._settled.notify_all()
 
     def _commit_with_retries(self, pending: PendingCommit) -> None:
-        delay = RETRY_FIRST_SECONDS
-        while not self._abandon.is_set():
-            try:
-                started = time.perf_counter()
-                self.log.commit(pending.epoch, pending.files, pending.state)
-            except Unavailable as exc:
-                self.progress.emit("storage_retry", epoch=pending.epoch, retry_in_seconds=delay, problem=str(exc))
-                self._abandon.wait(delay)
-                delay = min(delay * 2, RETRY_MAX_SECONDS)
-                continue
-            except JobError as exc:
-                self.error = exc
-                return
-            except Exception as exc:  # a local fault (disk full) or a bug: stop the run, do not hang it
-                self.error = JobError(
-                    f"committing epoch {pending.epoch} failed unexpectedly ({type(exc).__name__}: {exc})"
-                )
-                return
-            shutil.rmtree(pending.folder, ignore_errors=True)
-            self.progress.emit(
-                "committed",
-                epoch=pending.epoch,
-                seconds=round(time.perf_counter() - started, 3),
-                pending=self._queue.qsize(),
+        def retrying(problem: Unavailable, delay: float) -> None:
+            self.progress.emit("storage_retry", epoch=pending.epoch, retry_in_seconds=delay, problem=str(problem))
+
+        started = time.perf_counter()
+        try:
+            while_unavailable(
+                lambda: self.log.commit(pending.epoch, pending.files, pending.state), self._abandon, None, retrying
             )
-            self._prune()
+        except Unavailable:  # abandoned while the store was away
             return
+        except JobError as exc:
+            self.error = exc
+            return
+        except Exception as exc:  # a local fault (disk full) or a bug: stop the run, do not hang it
+            self.error = JobError(f"committing epoch {pending.epoch} failed unexpectedly ({type(exc).__name__}: {exc})")
+            return
+        shutil.rmtree(pending.folder, ignore_errors=True)
+        self.progress.emit(
+            "committed",
+            epoch=pending.epoch,
+            seconds=round(time.perf_counter() - started, 3),
+            pending=self._queue.qsize(),
+        )
+        self._prune()
 
     def _prune(self) -> None:
         try:

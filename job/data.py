@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TypeVar
 
-from PIL import Image, UnidentifiedImageError
-
+from job.cpus import process_share
 from job.errors import BadInput
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -40,16 +38,26 @@ class ImageFolder:
         return sorted({path.suffix for paths in self.files.values() for path in paths})
 
 
-def _listing(names: list[str]) -> str:
+def listing(names: list[str]) -> str:
     return ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
 
 
 def _is_image_name(name: str) -> bool:
-    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".")
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and not name.startswith(".")
 
 
-def _is_image(path: Path) -> bool:
-    return path.is_file() and _is_image_name(path.name)
+def _entries(directory: Path) -> list[os.DirEntry]:
+    """A directory's entries sorted by name (os.scandir: file types come with the listing, no stat each)."""
+    with os.scandir(directory) as found:
+        return sorted(found, key=lambda entry: entry.name)
+
+
+def _is_image(entry: os.DirEntry) -> bool:
+    return _is_image_name(entry.name) and entry.is_file()
+
+
+def _images(folder: Path) -> list[Path]:
+    return [folder / entry.name for entry in _entries(folder) if _is_image(entry)]
 
 
 def class_layout(where: str, variable: str, loose: list[str], files: dict[str, list[T]]) -> dict[str, list[T]]:
@@ -57,7 +65,7 @@ def class_layout(where: str, variable: str, loose: list[str], files: dict[str, l
     at least one class, no class without images. `files` maps each class folder to its images."""
     if loose:
         raise BadInput(
-            f"{variable}={where} holds images directly ({_listing(loose)}); move them into one "
+            f"{variable}={where} holds images directly ({listing(loose)}); move them into one "
             f"sub-folder per class (ImageFolder layout)"
         )
     if not files:
@@ -65,7 +73,7 @@ def class_layout(where: str, variable: str, loose: list[str], files: dict[str, l
     empty = [name for name, paths in files.items() if not paths]
     if empty:
         raise BadInput(
-            f"{variable}={where} has class folders without images ({_listing(empty)}); add "
+            f"{variable}={where} has class folders without images ({listing(empty)}); add "
             f"{'/'.join(sorted(IMAGE_SUFFIXES))} images or remove the folders"
         )
     return files
@@ -75,10 +83,10 @@ def scan_image_folder(root: Path, variable: str) -> ImageFolder:
     """List `root`'s class folders and images; `variable` names the setting in error messages."""
     if not root.is_dir():
         raise BadInput(f"{variable}={root} is not a directory; point it at a folder with one sub-folder per class")
-    entries = sorted(root.iterdir())
+    entries = _entries(root)
     loose = [entry.name for entry in entries if _is_image(entry)]
     folders = [entry for entry in entries if entry.is_dir() and not entry.name.startswith(".")]
-    files = {folder.name: sorted(path for path in folder.iterdir() if _is_image(path)) for folder in folders}
+    files = {folder.name: _images(root / folder.name) for folder in folders}
     return ImageFolder(root, class_layout(str(root), variable, loose, files))
 
 
@@ -97,35 +105,17 @@ def listed_image_folder(location: str, variable: str, keys: list[str]) -> ImageF
     return ImageFolder(Path(location), class_layout(location, variable, loose, files))
 
 
-def _unreadable(path: Path) -> str | None:
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        return f"{path} ({type(exc).__name__})"
-    return None
-
-
-def check_images_readable(folder: ImageFolder, variable: str, workers: int) -> None:
-    """Decode every image once (in parallel) so a bad file stops the job before training, not halfway."""
-    paths = [path for paths in folder.files.values() for path in paths]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        bad = [problem for problem in pool.map(_unreadable, paths) if problem]
-    if bad:
-        raise BadInput(f"{variable} has {len(bad)} unreadable images: {_listing(bad)}; replace or delete them")
-
-
 def check_classes(train: ImageFolder, evaluation: ImageFolder, num_classes: int | None) -> list[str]:
     """The class list (train folders, sorted); the eval set and FT_NUM_CLASSES must agree with it."""
     if num_classes is not None and num_classes != len(train.classes):
         raise BadInput(
             f"FT_NUM_CLASSES={num_classes} but FT_TRAIN_DATA has {len(train.classes)} class folders "
-            f"({_listing(train.classes)}); set FT_NUM_CLASSES={len(train.classes)} or fix the data"
+            f"({listing(train.classes)}); set FT_NUM_CLASSES={len(train.classes)} or fix the data"
         )
     unknown = sorted(set(evaluation.classes) - set(train.classes))
     if unknown:
         raise BadInput(
-            f"FT_EVAL_DATA has classes the training set lacks ({_listing(unknown)}); the model can "
+            f"FT_EVAL_DATA has classes the training set lacks ({listing(unknown)}); the model can "
             f"never predict them: add them to FT_TRAIN_DATA or remove them from FT_EVAL_DATA"
         )
     return train.classes
@@ -144,8 +134,9 @@ def check_image_sets(
     return classes
 
 
-def worker_count(configured: int) -> int:
-    return configured or os.cpu_count() or 1
+def worker_count(configured: int, processes: int = 1) -> int:
+    """FT_NUM_WORKERS, or (0) this process's share of the CPUs it may use among the pod's `processes`."""
+    return configured or process_share(processes)
 
 
 def build_dataset(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,19 @@ def _local(location: str) -> tuple[Path, str]:
     root = local_path(location)
     if not root.is_dir():
         return root, ""  # the ImageFolder scan reports it
-    listing = sorted(
-        (path.relative_to(root).as_posix(), path.stat().st_size) for path in root.rglob("*") if path.is_file()
-    )
-    return root, _fingerprint(listing)
+    return root, _fingerprint(sorted(_files(root, "")))
+
+
+def _files(directory: Path | str, prefix: str) -> list[tuple[str, int]]:
+    """(relative POSIX path, size) of every file under `directory` (os.scandir: one stat per file)."""
+    found: list[tuple[str, int]] = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                found += _files(entry.path, f"{prefix}{entry.name}/")
+            elif entry.is_file():
+                found.append((f"{prefix}{entry.name}", entry.stat().st_size))
+    return found
 
 
 def _load_index(target: Path) -> dict:
@@ -42,15 +52,19 @@ def _load_index(target: Path) -> dict:
 
 
 def _is_current(target: Path, item: ObjectInfo, index: dict) -> bool:
+    """The cached copy is the listed object: same ETag as when it was fetched, and the local file unchanged
+    since (size and modification time, so nothing is re-read); an index of an older version, which recorded a
+    sha256 instead, is checked by hashing once."""
     known: Any = index.get(item.key)  # an entry of the JSON index, or None
     path = target / item.key
-    return (
-        bool(known)
-        and known["etag"] == item.etag
-        and path.is_file()
-        and path.stat().st_size == item.size
-        and sha256_of(path) == known["sha256"]
-    )
+    if not known or known.get("etag") != item.etag or not path.is_file():
+        return False
+    status = path.stat()
+    if status.st_size != item.size:
+        return False
+    if "mtime_ns" in known:
+        return known["mtime_ns"] == status.st_mtime_ns
+    return "sha256" in known and sha256_of(path) == known["sha256"]
 
 
 def _remote(location: str, variable: str, cache_root: Path, options: StorageOptions) -> tuple[Path, str]:
@@ -77,12 +91,8 @@ def _remote(location: str, variable: str, cache_root: Path, options: StorageOpti
             f"upload data sets before starting jobs on them, then run again"
         )
     new_index = {
-        item.key: {
-            "etag": item.etag,
-            "size": item.size,
-            "sha256": index[item.key]["sha256"] if ok else sha256_of(target / item.key),
-        }
-        for item, ok in zip(listing, current)
+        item.key: {"etag": item.etag, "size": item.size, "mtime_ns": (target / item.key).stat().st_mtime_ns}
+        for item in listing
     }
     (target / INDEX).write_text(json.dumps(new_index))
     return target, _fingerprint(sorted((item.key, item.size, item.etag) for item in listing))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from contract.settings import DeviceTarget, Settings
+from job.cpus import process_share
 
 
 def prepare_process(target: DeviceTarget) -> None:
@@ -18,6 +19,17 @@ def prepare_process(target: DeviceTarget) -> None:
         os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 
+def _limit_op_threads(count: int) -> None:
+    """MindSpore's CPU kernel threads (25 unless set, whatever the pod's CPU limit); settable once per process,
+    so a second run in one process keeps the first one's count."""
+    import mindspore as ms
+
+    try:
+        ms.device_context.cpu.op_tuning.threads_num(count)
+    except RuntimeError:  # "can not be set repeatedly"
+        pass
+
+
 def configure(settings: Settings, device_id: int) -> None:
     """GRAPH mode on the given device, with seeded weights, shuffling and augmentation."""
     import mindspore as ms
@@ -26,8 +38,7 @@ def configure(settings: Settings, device_id: int) -> None:
     ms.set_context(mode=ms.GRAPH_MODE)
     if settings.device_target is DeviceTarget.CPU:
         ms.set_device("CPU")
-        if settings.devices_per_worker > 1:  # the pod's training processes share its cores
-            ms.device_context.cpu.op_tuning.threads_num(max(1, (os.cpu_count() or 1) // settings.devices_per_worker))
+        _limit_op_threads(process_share(settings.devices_per_worker))  # the pod's processes share its CPUs
     else:
         ms.set_device(settings.device_target.value, device_id)
     ms.set_seed(settings.seed)

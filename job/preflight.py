@@ -46,7 +46,7 @@ def _image_folder(variable: str, location: str, options: StorageOptions) -> data
 def hub_descriptor(settings: Settings) -> Descriptor:
     """FT_MODEL's descriptor (nothing else is downloaded); BadInput for a model-name or zoo branch the job
     cannot build, unless FT_HUB_NETWORK_DIR brings the network."""
-    from job.models import architecture, zoo_branch
+    from job.models import for_descriptor
 
     descriptor = hub.resolve(
         settings.model,
@@ -57,20 +57,20 @@ def hub_descriptor(settings: Settings) -> Descriptor:
         storage_options=StorageOptions.from_settings(settings),
     ).descriptor
     if settings.hub_network_dir is None:
-        architecture(descriptor.model_name, zoo_branch(descriptor.repo_link, descriptor.fields))
+        for_descriptor(descriptor)
     return descriptor
 
 
 def with_image_size(settings: Settings, descriptor: Descriptor | None) -> Settings:
     """The settings with FT_IMAGE_SIZE decided: when unset, the built-in network's own input size (the default
     size for a network from FT_HUB_NETWORK_DIR or one given in place of the hub's, `descriptor` None)."""
-    from job.models import DEFAULT_IMAGE_SIZE, ARCHITECTURES
+    from job.models import DEFAULT_IMAGE_SIZE, for_descriptor
 
     if settings.image_size is not None:
         return settings
     size = DEFAULT_IMAGE_SIZE
     if descriptor is not None and settings.hub_network_dir is None:
-        size = ARCHITECTURES[descriptor.model_name.lower()].image_size
+        size = for_descriptor(descriptor)[0].image_size
     return settings.model_copy(update={"image_size": size})
 
 

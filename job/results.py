@@ -15,8 +15,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from job.committer import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS
-from job.errors import Conflict, Unavailable
+from job.errors import Conflict
+from job.retry import while_unavailable
 from job.run_record import METRICS_KEY
 from job.storage import Store, delete_stale
 
@@ -51,6 +51,12 @@ class ResultWriter:
         self._pool = ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="result-upload")
         self._uploads: list[Future] = []
 
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.abandon()
+
     def local(self, label: str, name: str) -> Path:
         """Where to write result `name`; call `upload(label)` once written. metrics.json lists it as `label`."""
         path = self.staging / name
@@ -64,16 +70,7 @@ class ResultWriter:
 
     def _put(self, key: str, path: Path) -> None:
         """Upload, waiting out a storage outage (as the checkpoint commits do) until the deadline."""
-        delay = RETRY_FIRST_SECONDS
-        while True:
-            try:
-                self.store.put_file(key, path)
-                return
-            except Unavailable:
-                if self._stopped.is_set() or time.monotonic() + delay > self._deadline:
-                    raise
-                self._stopped.wait(delay)
-                delay = min(delay * 2, RETRY_MAX_SECONDS)
+        while_unavailable(lambda: self.store.put_file(key, path), self._stopped, self._deadline)
 
     def add_json(self, label: str, name: str, document: object) -> None:
         self.local(label, name).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

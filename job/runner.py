@@ -9,11 +9,11 @@ import signal
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import mindspore.dataset as ds
 from mindspore import nn
@@ -30,10 +30,11 @@ from job.preflight import check_directories, hub_descriptor, with_image_size
 from job.evaluate import classification_metrics, predict
 from job.export import export_mindir
 from job.progress import Progress
+from job.readable import check_images_readable
 from job.report import plot_confusion_matrix, plot_training_curves
 from job.results import ResultWriter, collect_abandoned
 from job.storage import Store, StorageOptions, open_store
-from job.train import Trainer, fine_tune_network
+from job.train import EpochRecord, Trainer, fine_tune_network
 
 STATE_FILE = "train_state.ckpt"
 CLASSES_FILE = "classes.json"  # committed next to every checkpoint, so each is usable on its own
@@ -62,8 +63,8 @@ def _image_sets(settings: Settings, workers: int) -> tuple[data.ImageFolder, dat
     train = data.scan_image_folder(train_root, "FT_TRAIN_DATA")
     evaluation = data.scan_image_folder(eval_root, "FT_EVAL_DATA")
     classes = data.check_image_sets(train, evaluation, settings.num_classes, settings.batch_size)
-    data.check_images_readable(train, "FT_TRAIN_DATA", workers)
-    data.check_images_readable(evaluation, "FT_EVAL_DATA", workers)
+    check_images_readable(train, "FT_TRAIN_DATA", workers, settings.data_cache)
+    check_images_readable(evaluation, "FT_EVAL_DATA", workers, settings.data_cache)
     return train, evaluation, classes, {"FT_TRAIN_DATA": train_print, "FT_EVAL_DATA": eval_print}
 
 
@@ -128,26 +129,17 @@ class Run:
         self.progress.emit("resumed", epoch=restored.manifest.epoch, attempt=restored.manifest.attempt)
         return list(restored.manifest.state["history"])
 
-    def train(
-        self,
-        trainer: Trainer,
-        network: nn.Cell,
-        folders,
-        classes: list[str],
-        history: list[dict],
-        committer: BackgroundCommitter | None,
-        stop_requested: threading.Event,
-    ) -> dict:
-        """Train the remaining epochs; rank 0 evaluates and hands each epoch to the committer, and returns the
-        last eval metrics (other ranks have no committer and return nothing).
+    def _prepare(
+        self, trainer: Trainer, network: nn.Cell, folders, classes: list[str], done: int, stop: Callable[[], None]
+    ) -> tuple[Callable[[], Any], nn.Cell, Any]:
+        """(a builder of one epoch's training set, the cell evaluated, the evaluation set).
 
         When job.features applies, the backbone runs once over both image sets, and the epochs train and evaluate
         the classifier alone on the cached features."""
         settings, topology = self.settings, self.topology
-        workers = data.worker_count(settings.num_workers)
         shared: dict[str, Any] = dict(
             image_size=self.image_size,
-            workers=workers,
+            workers=data.worker_count(settings.num_workers, settings.devices_per_worker),
             augment=settings.augment,
             hflip=settings.hflip,
             crop_min_scale=settings.crop_min_scale,
@@ -155,15 +147,7 @@ class Run:
         shard = (topology.size, topology.rank) if topology.is_distributed else None
         per_device_batch = settings.batch_size // topology.size
         eval_set = data.build_dataset(folders[1], classes, training=False, batch_size=settings.batch_size, **shared)
-
-        def stop() -> None:
-            if committer is not None and committer.error is not None:
-                raise committer.error
-            if stop_requested.is_set():
-                raise Terminated("stopped by SIGTERM; the next attempt resumes from the last committed epoch")
-
-        cached = None
-        if len(history) < settings.epochs and features.applies(settings, topology):
+        if done < settings.epochs and features.applies(settings, topology):
             in_order = data.build_dataset(folders[0], classes, training=False, batch_size=settings.batch_size, **shared)
             cached = features.cache(
                 network,
@@ -175,37 +159,77 @@ class Run:
                 stop,
             )
             trainer.train_on_features()
-            evaluated = network.head.dense_layer()
-            eval_set = cached.eval.dataset(training=False, batch_size=settings.batch_size)
-        else:
-            evaluated = network
+            return (
+                lambda: cached.train.dataset(training=True, batch_size=per_device_batch),
+                network.head.dense_layer(),
+                cached.eval.dataset(training=False, batch_size=settings.batch_size),
+            )
+        return (
+            lambda: data.build_dataset(
+                folders[0], classes, training=True, batch_size=per_device_batch, shard=shard, **shared
+            ),
+            network,
+            eval_set,
+        )
 
+    def _epochs(
+        self, trainer: Trainer, network: nn.Cell, train_set: Callable[[], Any], done: int, stop: Callable[[], None]
+    ) -> Iterator[EpochRecord]:
+        """Train the remaining epochs, each on its own shuffle (the same on every rank), yielding each record."""
+        for epoch in range(done + 1, self.settings.epochs + 1):
+            ds.config.set_seed(self.settings.seed * EPOCH_SEED_STRIDE + epoch)
+            record = trainer.train_epoch(epoch, train_set(), self.progress, stop)
+            self.topology.average_batch_statistics(network)
+            yield record
+
+    def replicate(self, trainer: Trainer, network: nn.Cell, folders, classes: list[str], history: list[dict]) -> dict:
+        """A rank other than 0: train in step with the others (no evaluation, no commits); its parameters' digest.
+        It ignores SIGTERM and has nothing to commit, so nothing stops it early: msrun ends it once rank 0 has."""
+
+        def stop() -> None:
+            return None
+
+        train_set, _, _ = self._prepare(trainer, network, folders, classes, len(history), stop)
+        for _ in self._epochs(trainer, network, train_set, len(history), stop):
+            pass
+        summary = {"rank": self.topology.rank, "parameters_sha256": self.topology.check_identical(network)}
+        self.progress.emit("replica_done", **summary)
+        return summary
+
+    def train(
+        self,
+        trainer: Trainer,
+        network: nn.Cell,
+        folders,
+        classes: list[str],
+        history: list[dict],
+        committer: BackgroundCommitter,
+        stop_requested: threading.Event,
+    ) -> dict:
+        """Rank 0: train the remaining epochs, evaluate and hand each epoch to the committer; the last eval
+        metrics."""
+        settings = self.settings
+
+        def stop() -> None:
+            if committer.error is not None:
+                raise committer.error
+            if stop_requested.is_set():
+                raise Terminated("stopped by SIGTERM; the next attempt resumes from the last committed epoch")
+
+        train_set, evaluated, eval_set = self._prepare(trainer, network, folders, classes, len(history), stop)
         final: dict = {}
-        for epoch in range(len(history) + 1, settings.epochs + 1):
-            ds.config.set_seed(settings.seed * EPOCH_SEED_STRIDE + epoch)  # the same on every rank: one shuffle
-            if cached is None:
-                train_set = data.build_dataset(
-                    folders[0], classes, training=True, batch_size=per_device_batch, shard=shard, **shared
-                )
-            else:
-                train_set = cached.train.dataset(training=True, batch_size=per_device_batch)
-            record = trainer.train_epoch(epoch, train_set, self.progress, stop)
-            topology.average_batch_statistics(network)
-            if committer is None:
-                continue
-            if _is_eval_epoch(epoch, settings):
+        for record in self._epochs(trainer, network, train_set, len(history), stop):
+            if _is_eval_epoch(record.epoch, settings):
                 final = classification_metrics(*predict(evaluated, eval_set), classes)
                 record.eval = {"top1": final["top1"], "top5": final["top5"]}
             history.append(asdict(record))
             self.progress.emit("epoch", **history[-1])
-            folder = self.scratch / f"epoch-{epoch:06d}"
+            folder = self.scratch / f"epoch-{record.epoch:06d}"
             trainer.save(folder / STATE_FILE)
             (folder / CLASSES_FILE).write_text(json.dumps(classes), encoding="utf-8")
             files = {STATE_FILE: folder / STATE_FILE, CLASSES_FILE: folder / CLASSES_FILE}
             state = {"history": list(history), "eval_top1": record.eval.get("top1"), "classes": classes}
-            committer.submit(PendingCommit(epoch, files, state, folder))
-        if committer is None:
-            return {}
+            committer.submit(PendingCommit(record.epoch, files, state, folder))
         return final or classification_metrics(*predict(evaluated, eval_set), classes)
 
     def flush(self, committer: BackgroundCommitter, stop_requested: threading.Event) -> None:
@@ -300,7 +324,7 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
         store.check_access()
     with topology.pod_leader_first():  # one copy of s3:// data per pod
         train_folder, eval_folder, classes, fingerprints = _image_sets(
-            settings, data.worker_count(settings.num_workers)
+            settings, data.worker_count(settings.num_workers, settings.devices_per_worker)
         )
     if settings.image_size is None:  # after the data checks, which need no hub
         with topology.pod_leader_first():  # one descriptor download per pod
@@ -319,49 +343,41 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
     if topology.is_primary:
         run_record.claim(store, settings, classes, fingerprints)
     trainer = Trainer(network, settings, _steps_per_epoch(train_folder.size, settings, topology), topology.size)
-    scratch = Path(tempfile.mkdtemp(prefix="ft-run-", dir=settings.scratch_dir))
-    try:
-        current = Run(settings, progress, store, scratch, topology)
-        with termination_requested(honoured=topology.is_primary) as stop_requested:
-            history = current.resume(trainer)
-            progress.emit(
-                "start",
-                model=settings.model,
-                classes=len(classes),
-                train_images=train_folder.size,
-                eval_images=eval_folder.size,
-                device=settings.device_target.value,
-                processes=topology.size,
-                first_epoch=len(history) + 1,
-                epochs=settings.epochs,
-                steps_per_epoch=trainer.steps_per_epoch,
-                attempt=current.attempt,
+    folders = (train_folder, eval_folder)
+    with ExitStack() as cleanup:  # unwound in reverse: commits stopped, SIGTERM handler restored, scratch removed
+        scratch = Path(
+            cleanup.enter_context(
+                tempfile.TemporaryDirectory(prefix="ft-run-", dir=settings.scratch_dir, ignore_cleanup_errors=True)
             )
-            if not topology.is_primary:
-                current.train(trainer, network, (train_folder, eval_folder), classes, history, None, stop_requested)
-                summary = {"rank": topology.rank, "parameters_sha256": topology.check_identical(network)}
-                progress.emit("replica_done", **summary)
-                return summary
-            committer = BackgroundCommitter(current.log, progress, settings.keep_checkpoints)
-            try:
-                final = current.train(
-                    trainer, network, (train_folder, eval_folder), classes, history, committer, stop_requested
-                )
-                digest = topology.check_identical(network)
-                writer = current.prepare_results(network, classes, history, final)
-                try:
-                    current.flush(committer, stop_requested)
-                    return {
-                        **current.commit_results(writer, classes, history, final, started),
-                        **({"parameters_sha256": digest} if topology.is_distributed else {}),
-                    }
-                finally:
-                    writer.abandon()
-            except Terminated:
-                done = committer.flush(settings.term_grace_seconds)
-                progress.emit("terminated", pending_commits_written=done)
-                raise
-            finally:
-                committer.close()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        )
+        current = Run(settings, progress, store, scratch, topology)
+        stop_requested = cleanup.enter_context(termination_requested(honoured=topology.is_primary))
+        history = current.resume(trainer)
+        progress.emit(
+            "start",
+            model=settings.model,
+            classes=len(classes),
+            train_images=train_folder.size,
+            eval_images=eval_folder.size,
+            device=settings.device_target.value,
+            processes=topology.size,
+            first_epoch=len(history) + 1,
+            epochs=settings.epochs,
+            steps_per_epoch=trainer.steps_per_epoch,
+            attempt=current.attempt,
+        )
+        if not topology.is_primary:
+            return current.replicate(trainer, network, folders, classes, history)
+        committer = cleanup.enter_context(BackgroundCommitter(current.log, progress, settings.keep_checkpoints))
+        try:
+            final = current.train(trainer, network, folders, classes, history, committer, stop_requested)
+            digest = topology.check_identical(network)
+            with current.prepare_results(network, classes, history, final) as writer:
+                current.flush(committer, stop_requested)
+                return {
+                    **current.commit_results(writer, classes, history, final, started),
+                    **({"parameters_sha256": digest} if topology.is_distributed else {}),
+                }
+        except Terminated:
+            progress.emit("terminated", pending_commits_written=committer.flush(settings.term_grace_seconds))
+            raise

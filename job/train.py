@@ -102,6 +102,30 @@ class TrainStep(nn.Cell):
         return loss, correct
 
 
+class EpochTotals(nn.Cell):
+    """An epoch's sums on the device, updated after every step without a host read: loss x images, correct
+    predictions, and a copy of the optimizer's step counter (steps skipped by the loss scaler do not count)."""
+
+    def __init__(self, global_step: ms.Parameter, world_size: int) -> None:
+        super().__init__(auto_prefix=False)
+        self.sums = ms.Parameter(ms.Tensor(np.zeros(3, dtype=np.float32)), name="epoch_totals", requires_grad=False)
+        self.global_step = global_step
+        self.world_size = world_size
+
+    def construct(self, loss, correct, labels):
+        batch = labels.shape[0] * self.world_size
+        summed = self.sums[:2] + ops.stack([loss.astype(ms.float32) * batch, correct])
+        return ops.assign(self.sums, ops.concat([summed, self.global_step.astype(ms.float32)]))
+
+    def reset(self) -> None:
+        self.sums.set_data(ms.Tensor(np.zeros(3, dtype=np.float32)))
+
+    def read(self) -> tuple[float, float, int]:
+        """The one host read: (loss x images, correct predictions, the optimizer's step counter)."""
+        loss_sum, correct_sum, global_step = self.sums.asnumpy().tolist()
+        return loss_sum, correct_sum, int(global_step)
+
+
 @dataclass
 class EpochRecord:
     """One epoch of the training history, as written to metrics.json."""
@@ -144,6 +168,8 @@ class Trainer:
         self.optimizer = build_optimizer(network, self.rates, settings.momentum, settings.weight_decay)
         self.step = _train_step(network, self.optimizer, settings, world_size)
         self.active_step = self.step  # what train_epoch runs
+        self.totals = EpochTotals(self.optimizer.global_step, world_size)
+        self.steps_taken: int | None = None  # counted on the host from the first epoch of this attempt on
 
     def train_on_features(self) -> None:
         """From now on train_epoch takes pooled backbone features (job.features), not images: a step over the
@@ -173,21 +199,30 @@ class Trainer:
             )
 
     def train_epoch(self, epoch: int, batches, progress: Progress, stop: Callable[[], None]) -> EpochRecord:
-        """One pass over `batches`; `stop()` is called after every step and raises to end the run early."""
+        """One pass over `batches`; `stop()` is called after every step and raises to end the run early.
+
+        Nothing is read back from the device between progress windows: the loss and correct predictions are
+        summed on the device (EpochTotals) and read, with the optimizer's step counter, once per FT_LOG_EVERY
+        steps and at the end of the epoch."""
         self.network.set_train(True)
+        if self.steps_taken is None:  # once per attempt, after any restore: where the optimizer's counter stands
+            self.steps_taken = self.global_step
+        totals = self.totals
+        totals.reset()
         started = window_started = time.perf_counter()
-        loss_sum = correct_sum = 0.0
         seen = window_seen = 0
+        read = None
         for images, labels in batches.create_tuple_iterator(num_epochs=1):
-            loss, correct = self.active_step(images, labels)
-            batch = labels.shape[0] * self.world_size
-            loss_sum += float(loss.asnumpy()) * batch
-            correct_sum += float(correct.asnumpy())
+            totals(*self.active_step(images, labels), labels)
+            batch = labels.shape[0] * self.world_size  # shapes are known on the host
             seen += batch
             window_seen += batch
+            self.steps_taken += 1
             stop()
-            global_step = self.global_step
-            if global_step % self.settings.log_every == 0:
+            read = None
+            if self.steps_taken % self.settings.log_every == 0:
+                read = totals.read()
+                loss_sum, correct_sum, global_step = read
                 now = time.perf_counter()
                 progress.emit(
                     "step",
@@ -195,16 +230,17 @@ class Trainer:
                     step=global_step,
                     loss=round(loss_sum / seen, 5),
                     accuracy=round(correct_sum / seen, 5),
-                    lr=self.rates[global_step - 1],
+                    lr=self.rates[max(global_step, 1) - 1],
                     images_per_second=round(window_seen / (now - window_started), 2),
                 )
                 window_started, window_seen = now, 0
+        loss_sum, correct_sum, global_step = read or totals.read()  # the last step's window read, if it had one
         seconds = time.perf_counter() - started
         return EpochRecord(
             epoch=epoch,
             loss=loss_sum / seen,
             train_accuracy=correct_sum / seen,
-            lr=self.rates[self.global_step - 1],
+            lr=self.rates[max(global_step, 1) - 1],
             seconds=round(seconds, 3),
             images_per_second=round(seen / seconds, 2),
         )

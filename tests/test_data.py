@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from job.data import check_classes, check_images_readable, scan_image_folder
+from job.data import check_classes, scan_image_folder
+from job.readable import check_images_readable
 from job.errors import BadInput
 
 
@@ -57,6 +58,32 @@ def test_unreadable_images_are_listed(tmp_path):
     with pytest.raises(BadInput, match="FT_TRAIN_DATA has 2 unreadable images") as caught:
         check_images_readable(scan_image_folder(root, "FT_TRAIN_DATA"), "FT_TRAIN_DATA", workers=2)
     assert "a/0.png" in str(caught.value) and "b/0.png" in str(caught.value)
+
+
+def test_a_repeated_check_decodes_only_what_changed(tmp_path):
+    root = _image_folder(tmp_path / "set", {"a": 3, "b": 2})
+    cache = tmp_path / "cache"
+    folder = scan_image_folder(root, "FT_TRAIN_DATA")
+    assert check_images_readable(folder, "FT_TRAIN_DATA", 2, cache) == 5  # the first start decodes all
+    assert check_images_readable(folder, "FT_TRAIN_DATA", 2, cache) == 0  # a resume decodes none
+    Image.new("RGB", (6, 6), "red").save(root / "a" / "1.png")  # replaced by another image
+    assert check_images_readable(folder, "FT_TRAIN_DATA", 2, cache) == 1
+    (root / "b" / "0.png").write_bytes(b"not an image any more")
+    for _ in range(2):  # an image that went bad is found, and found again: it is never recorded as readable
+        with pytest.raises(BadInput, match="1 unreadable images: .*b/0.png"):
+            check_images_readable(folder, "FT_TRAIN_DATA", 2, cache)
+    other = _image_folder(tmp_path / "other", {"a": 2})  # another set has its own record
+    assert check_images_readable(scan_image_folder(other, "FT_TRAIN_DATA"), "FT_TRAIN_DATA", 2, cache) == 2
+
+
+def test_a_damaged_record_means_decoding_again(tmp_path):
+    root = _image_folder(tmp_path / "set", {"a": 2})
+    cache = tmp_path / "cache"
+    folder = scan_image_folder(root, "FT_TRAIN_DATA")
+    check_images_readable(folder, "FT_TRAIN_DATA", 2, cache)
+    (record,) = (cache / "readable").iterdir()
+    record.write_text("{not json")
+    assert check_images_readable(folder, "FT_TRAIN_DATA", 2, cache) == 2
 
 
 def test_class_agreement(tmp_path):

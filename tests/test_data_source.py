@@ -40,6 +40,38 @@ def test_copy_skips_verified_files_and_repairs_damaged_ones(remote_set, digits_d
 
 
 @pytest.mark.slow
+def test_a_repeated_copy_reads_no_cached_file_and_trusts_only_unchanged_ones(remote_set, tmp_path, monkeypatch):
+    import json
+    import os
+
+    from job import data_source
+
+    _, location = remote_set
+    root, _ = materialize(location, "FT_TRAIN_DATA", tmp_path, StorageOptions())
+    before = _snapshot(root)
+    index = root / data_source.INDEX
+    with monkeypatch.context() as patched:  # a resume checks listings and file status, never the contents
+        patched.setattr(data_source, "sha256_of", lambda path: pytest.fail(f"{path} was read again"))
+        materialize(location, "FT_TRAIN_DATA", tmp_path, StorageOptions())
+    assert _snapshot(root) == before
+    touched = sorted(before)[0]  # same size, other bytes, and a modification time of its own
+    original = (root / touched).read_bytes()
+    (root / touched).write_bytes(bytes(len(original)))
+    os.utime(root / touched, ns=(1, 1))
+    materialize(location, "FT_TRAIN_DATA", tmp_path, StorageOptions())
+    assert (root / touched).read_bytes() == original  # fetched again
+    current = _snapshot(root)
+    older = {
+        key: {"etag": entry["etag"], "size": entry["size"], "sha256": current[key][1]}
+        for key, entry in json.loads(index.read_text()).items()
+    }
+    index.write_text(json.dumps(older))  # the index of a version that recorded sha256s: hashed once, kept
+    materialize(location, "FT_TRAIN_DATA", tmp_path, StorageOptions())
+    assert _snapshot(root) == current  # nothing fetched again
+    assert all("mtime_ns" in entry for entry in json.loads(index.read_text()).values())
+
+
+@pytest.mark.slow
 def test_a_changed_listing_changes_the_fingerprint_and_drops_removed_files(s3_server, remote_set, tmp_path):
     bucket, location = remote_set
     root, fingerprint = materialize(location, "FT_TRAIN_DATA", tmp_path, StorageOptions())

@@ -68,3 +68,70 @@ def test_a_step_on_features_trains_the_saved_head_and_keeps_the_schedule(tmp_pat
     assert int(state["global_step"].asnumpy()[0]) == 1 and state["moments.classifier.weight"].asnumpy().any()
     for name, value in before.items():  # the head learned, the backbone stayed
         assert np.array_equal(state[name].asnumpy(), value) == (not name.startswith("classifier")), name
+
+
+class HostReads:
+    """Counts the ways a MindSpore tensor's value reaches the host (each one waits for the device)."""
+
+    METHODS = ("asnumpy", "_item", "tolist")
+
+    def __init__(self, monkeypatch) -> None:
+        self.count = 0
+        for name in self.METHODS:
+            monkeypatch.setattr(ms.Tensor, name, self._counted(getattr(ms.Tensor, name)))
+
+    def _counted(self, method):
+        def counted(tensor, *args, **kwargs):
+            self.count += 1
+            return method(tensor, *args, **kwargs)
+
+        return counted
+
+
+def _features_trainer(log_every: int) -> Trainer:
+    """A trainer of GoogLeNet's new head on pooled features, seeded: two calls give the same weights."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_seed(7)
+    settings = load_settings({**REQUIRED, "FT_FREEZE_BACKBONE": "true", "FT_LOG_EVERY": str(log_every)})
+    trainer = Trainer(fine_tune_network(googlenet(include_top=False), 3, freeze_backbone=True), settings, 6)
+    trainer.train_on_features()
+    return trainer
+
+
+def test_an_epoch_reads_the_device_once_per_progress_window_and_at_its_end(monkeypatch):
+    import io
+    import json
+
+    from job.features import FeatureSet
+    from job.progress import Progress
+
+    rng = np.random.default_rng(3)
+    rows = FeatureSet(rng.standard_normal((24, 1024)).astype(np.float32), rng.integers(0, 3, 24).astype(np.int32))
+    batches = rows.dataset(training=False, batch_size=4)  # 6 steps, in order
+
+    reference = _features_trainer(log_every=1)  # the same steps, every loss read on the host
+    losses, correct = [], 0.0
+    for _ in range(2):
+        losses, correct = [], 0.0
+        for images, targets in batches.create_tuple_iterator(num_epochs=1):
+            loss, hits = reference.active_step(images, targets)
+            losses.append(float(loss.asnumpy()))
+            correct += float(hits.asnumpy())
+
+    trainer = _features_trainer(log_every=4)
+    lines = io.StringIO()
+    trainer.train_epoch(1, batches, Progress(lines, as_json=True), lambda: None)  # compiles: reads constants once
+    lines.truncate(0)
+    lines.seek(0)
+    reads = HostReads(monkeypatch)
+    stops = []
+    record = trainer.train_epoch(2, batches, Progress(lines, as_json=True), lambda: stops.append(reads.count))
+    assert stops == [0, 0, 1, 1, 1, 1]  # steps 7 to 12: nothing read until the window at step 8 closes
+    assert reads.count == 2  # the windows at steps 8 and 12; the end of the epoch reuses the last one
+    steps = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert [(event["event"], event["step"]) for event in steps] == [("step", 8), ("step", 12)]
+    assert steps[0]["loss"] == pytest.approx(np.mean(losses[:2]), abs=1e-5)  # the epoch's mean so far
+    assert steps[0]["lr"] == pytest.approx(trainer.rates[7])
+    assert record.loss == pytest.approx(np.mean(losses), rel=1e-5)  # the device sums are the host's
+    assert record.train_accuracy == pytest.approx(correct / 24)
+    assert record.lr == pytest.approx(trainer.rates[11]) and trainer.global_step == 12

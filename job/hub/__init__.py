@@ -210,6 +210,13 @@ def load_checkpoint_into(network, checkpoint: Path, parameters: dict | None = No
         )
 
 
+def _built_in(descriptor: Descriptor) -> None:
+    """BadInput, before the checkpoint is downloaded, for a model-name or zoo branch the job cannot build."""
+    from job.models import for_descriptor
+
+    for_descriptor(descriptor)
+
+
 def load(
     name: str,
     *args,
@@ -226,13 +233,6 @@ def load(
     and, if `pretrained`, load its sha256-verified checkpoint into it. The descriptor is read first: a
     model-name the job cannot build is refused before the checkpoint is downloaded."""
 
-    def built_in(descriptor: Descriptor):
-        """The descriptor's built-in architecture and zoo branch; BadInput for a model-name the job lacks."""
-        from job.models import architecture, zoo_branch
-
-        branch = zoo_branch(descriptor.repo_link, descriptor.fields)
-        return architecture(descriptor.model_name, branch), branch
-
     entry = resolve(
         name,
         pretrained=pretrained,
@@ -241,21 +241,20 @@ def load(
         offline=offline,
         force_reload=force_reload,
         storage_options=storage_options,
-        before_download=built_in if network_dir is None else None,  # refused before the checkpoint is fetched
+        before_download=_built_in if network_dir is None else None,  # refused before the checkpoint is fetched
     )
     model_name = entry.descriptor.model_name
     parameters = read_checkpoint(entry.checkpoint) if entry.checkpoint is not None else None
     if network_dir is not None:
         network = _external_network(Path(network_dir), model_name, *args, **kwargs)
     else:
-        from job.models import create_network
+        from job.models import create_network, for_descriptor
 
-        architecture, branch = built_in(entry.descriptor)
-        # Entries of several branches share one checkpoint file: its own names decide a layout that differs
-        layout = architecture.checkpoint_branch(parameters) if parameters is not None else None
-        # and where one model-name has variants (VGG-16's batch norm, class count), its shapes pick the variant
+        architecture, branch = for_descriptor(entry.descriptor)
+        # a checkpoint's own parameters show a layout or variant its entry's branch does not say: several
+        # branches' entries share one MobileNetV2 file, VGG-16's batch norm and class count differ by entry
         shown = architecture.checkpoint_arguments(parameters) if parameters is not None else {}
-        network = create_network(model_name, *args, zoo_branch=layout or branch, **{**shown, **kwargs})
+        network = create_network(model_name, *args, **{"zoo_branch": branch, **shown, **kwargs})
     if entry.checkpoint is not None:
         load_checkpoint_into(network, entry.checkpoint, parameters)
     return network

@@ -12,6 +12,7 @@ from mindspore import nn
 
 from contract.models import unsupported
 from job.errors import BadInput
+from job.hub.descriptor import Descriptor
 from job.models.densenet import densenet121
 from job.models.googlenet import googlenet
 from job.models.inceptionv3 import inceptionv3
@@ -31,26 +32,34 @@ RESNEXT_TYPO = (
 )
 
 
+def layout_branch(branches: dict[str, str]) -> Callable[[dict], dict]:
+    """For entries of several zoo branches that share one checkpoint file: the branch whose layout has a
+    parameter name the checkpoint holds (`branches`: a parameter name -> that branch)."""
+
+    def shown(shapes: dict) -> dict:
+        found = next((branch for name, branch in branches.items() if name in shapes), None)
+        return {"zoo_branch": found} if found else {}
+
+    return shown
+
+
 @dataclass(frozen=True)
 class Architecture:
     """A built-in network: `build(num_classes, include_top, zoo_branch)`, its default input size, the zoo
-    source it follows, and the zoo branches refused with a reason."""
+    source it follows, the zoo branches refused with a reason, and what a checkpoint's own parameter shapes
+    say about the build arguments (`from_checkpoint`: a zoo branch whose layout differs, a variant)."""
 
     build: Callable[..., nn.Cell]
     source: str
     image_size: int = DEFAULT_IMAGE_SIZE
     refused_branches: dict[str, str] = field(default_factory=dict)
-    layouts: dict[str, str] = field(default_factory=dict)  # a parameter name -> the branch whose layout has it
-    variant: Callable[[dict], dict] | None = None  # parameter shapes -> the build arguments of the variant shown
-
-    def checkpoint_branch(self, parameters: dict) -> str | None:
-        """The zoo branch whose layout a checkpoint's parameter names show, where branches differ."""
-        return next((branch for name, branch in self.layouts.items() if name in parameters), None)
+    from_checkpoint: Callable[[dict], dict] | None = None
 
     def checkpoint_arguments(self, parameters: dict) -> dict:
-        """The build arguments (e.g. batch_norm, num_classes) a checkpoint's parameters show, where one
-        model-name has several variants."""
-        return self.variant({name: tuple(value.shape) for name, value in parameters.items()}) if self.variant else {}
+        """The build arguments (zoo_branch, batch_norm, num_classes, ...) a checkpoint's parameters show."""
+        if self.from_checkpoint is None:
+            return {}
+        return self.from_checkpoint({name: tuple(value.shape) for name, value in parameters.items()})
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -60,13 +69,13 @@ ARCHITECTURES: dict[str, Architecture] = {
         "official/cv/mobilenetv2",
         # the 1.3 and 1.10 entries publish the same checkpoint (one sha256) while the zoo's top moved from
         # `head.1` (r1.3, r1.4) to `dense` (r1.5 on)
-        layouts={"head.1.weight": "r1.3", "dense.weight": "r1.5"},
+        from_checkpoint=layout_branch({"head.1.weight": "r1.3", "dense.weight": "r1.5"}),
     ),
     **{f"resnet{depth}": Architecture(functools.partial(resnet, depth), "official/cv/resnet") for depth in DEPTHS},
     "densenet121": Architecture(densenet121, "official/cv/densenet"),
     # one model-name for vgg16_imagenet2012, vgg16_bn_imagenet2012 (batch norm) and vgg16_cifar10 (batch norm,
     # 10 classes): the checkpoint's own parameters pick the variant
-    "vgg16": Architecture(vgg16, "official/cv/vgg16", variant=variant),
+    "vgg16": Architecture(vgg16, "official/cv/vgg16", from_checkpoint=variant),
     "inceptionv3": Architecture(inceptionv3, "official/cv/inceptionv3", image_size=299),
     # mobilenetv3_imagenet2012 up to 1.9 and mobilenetv3large_imagenet2012 (research/cv/mobilenetv3_large,
     # whose definition has the same layout)
@@ -97,6 +106,13 @@ def architecture(model_name: str, branch: str | None = None) -> Architecture:
     if branch in found.refused_branches:
         raise BadInput(f"hub model-name '{model_name}' of {branch}: {found.refused_branches[branch]}")
     return found
+
+
+def for_descriptor(descriptor: Descriptor) -> tuple[Architecture, str | None]:
+    """A hub descriptor's built-in architecture and the zoo branch its entry was trained from; BadInput, before
+    anything is downloaded, for a model-name or branch the job cannot build."""
+    branch = zoo_branch(descriptor.repo_link, descriptor.fields)
+    return architecture(descriptor.model_name, branch), branch
 
 
 def create_network(model_name: str, *args, zoo_branch: str | None = None, **kwargs) -> nn.Cell:

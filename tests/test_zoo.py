@@ -81,7 +81,9 @@ CASES = [
     replace(VGG16, layout="vgg16_bn", options={"batch_norm": True}, tiny_size=32, epochs=4, lr=0.01),
     replace(VGG16, layout="vgg16_cifar10", options={"batch_norm": True}),
     Zoo("inceptionv3", ("r1.10",), "logits.fc.weight", (1, 2048, 8, 8), tiny_size=75, cached=True),
-    Zoo("mobilenetv3_large", ("r1.10",), "output.weight", (1, 1280, 1, 1), tiny_size=32, cached=True),
+    Zoo(
+        "mobilenetv3_large", ("r1.10",), "output.weight", (1, 1280, 1, 1), tiny_size=32, epochs=6, lr=0.01, cached=True
+    ),
     Zoo("resnext50", ("r1.10",), "head.fc.weight", (1, 2048, 7, 7), tiny_size=32),
 ]
 LAYOUT_CASES = [pytest.param(case, branch, id=f"{case.stored}-{branch}") for case in CASES for branch in case.branches]

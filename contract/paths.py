@@ -18,3 +18,7 @@ def default_hub_cache() -> Path:
 
 def default_data_cache() -> Path:
     return default_cache_root() / "data"
+
+
+def default_compile_cache() -> Path:
+    return default_cache_root() / "compile"

@@ -29,6 +29,7 @@ CREDENTIALS_MODE = 0o440  # owner root, group the pod's fsGroup: readable by the
 LAYOUT_ENVIRONMENT = {
     "FT_HUB_CACHE": f"{CACHE}/hub",
     "FT_DATA_CACHE": f"{CACHE}/data",
+    "FT_COMPILE_CACHE_DIR": f"{CACHE}/compile",
     "FT_SCRATCH_DIR": SCRATCH,
     "HOME": f"{SCRATCH}/home",
     "MPLCONFIGDIR": f"{SCRATCH}/matplotlib",
@@ -41,6 +42,7 @@ RESERVED_SETTINGS = (
     "output",
     "hub_cache",
     "data_cache",
+    "compile_cache_dir",
     "scratch_dir",
     "workers",
     "devices_per_worker",

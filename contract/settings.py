@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contract.paths import PUBLIC_HUB, default_data_cache, default_hub_cache
+from contract.paths import PUBLIC_HUB, default_compile_cache, default_data_cache, default_hub_cache
 
 ENV_PREFIX = "FT_"
 
@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     data_cache: Path = Field(
         default_factory=default_data_cache,
         description="Local copy of s3:// data sets (files already present and verified are not downloaded again).",
+    )
+    compile_cache: bool = Field(
+        True,
+        description="Keep MindSpore's compiled graphs in FT_COMPILE_CACHE_DIR and carry them with each committed "
+        "checkpoint, so a repeated or resumed run with the same graphs skips most of the compilation.",
+    )
+    compile_cache_dir: Path = Field(
+        default_factory=default_compile_cache,
+        description="Directory of the compiled-graph cache, one subdirectory per graph configuration.",
     )
     scratch_dir: Path | None = Field(
         None,
@@ -203,7 +212,15 @@ class Settings(BaseSettings):
         "variables, ~/.aws).",
     )
 
-    @field_validator("hub_network_dir", "scratch_dir", "hub_cache", "data_cache", "s3_credentials_dir", mode="before")
+    @field_validator(
+        "hub_network_dir",
+        "scratch_dir",
+        "hub_cache",
+        "data_cache",
+        "compile_cache_dir",
+        "s3_credentials_dir",
+        mode="before",
+    )
     @classmethod
     def _no_empty_path(cls, value):
         if isinstance(value, str) and not value.strip():

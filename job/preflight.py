@@ -12,7 +12,12 @@ from job.errors import BadInput
 from job.storage import S3Store, StorageOptions, is_s3, local_path, open_store
 
 # The directories a run writes to, by the variable that sets them.
-WRITTEN_DIRECTORIES = {"FT_DATA_CACHE": "data_cache", "FT_HUB_CACHE": "hub_cache", "FT_SCRATCH_DIR": "scratch_dir"}
+WRITTEN_DIRECTORIES = {
+    "FT_DATA_CACHE": "data_cache",
+    "FT_HUB_CACHE": "hub_cache",
+    "FT_COMPILE_CACHE_DIR": "compile_cache_dir",
+    "FT_SCRATCH_DIR": "scratch_dir",
+}
 
 
 def check_directories(settings: Settings) -> None:

@@ -19,6 +19,7 @@ import mindspore.dataset as ds
 from mindspore import nn
 
 from job import data, features, hub, run_record
+from job.compile_cache import ARCHIVE, CompileCache, configuration_key, disable as compile_uncached
 from job.distributed import Topology, device_index, join
 from job.checkpoints import CheckpointLog, best_epoch, new_attempt_id
 from job.committer import BackgroundCommitter, PendingCommit
@@ -92,9 +93,18 @@ def _best(history: list[dict]) -> dict | None:
 class Run:
     """The state shared by the phases of one run."""
 
-    def __init__(self, settings: Settings, progress: Progress, store: Store, scratch: Path, topology: Topology) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        progress: Progress,
+        store: Store,
+        scratch: Path,
+        topology: Topology,
+        compile_cache: CompileCache | None,
+    ) -> None:
         assert settings.image_size is not None, "run() decides FT_IMAGE_SIZE before the run starts"
         self.settings = settings
+        self.compile_cache = compile_cache
         self.image_size: int = settings.image_size
         self.progress = progress
         self.store = store
@@ -110,6 +120,8 @@ class Run:
         placeholder of the right length (only rank 0 reports and commits)."""
         history = self._restore(trainer) if self.topology.is_primary else []
         completed = self.topology.broadcast_int(len(history))
+        if completed >= self.settings.epochs and self.compile_cache is not None:
+            self.compile_cache.stop()  # only the evaluation is left: its graphs would not come in cached order
         self.topology.broadcast_parameters(trainer.step)  # the freshly initialised head differs per rank
         return history or [{"epoch": epoch} for epoch in range(1, completed + 1)]
 
@@ -125,6 +137,14 @@ class Run:
         if restored is None:
             return []
         trainer.restore(restored.files[STATE_FILE])
+        cache = self.compile_cache
+        if (
+            cache is not None
+            and ARCHIVE in restored.files
+            and restored.manifest.state.get("compile_cache_key") == cache.key
+            and cache.unpack(restored.files[ARCHIVE])
+        ):
+            self.progress.emit("compile_cache_restored", epoch=restored.manifest.epoch, key=cache.key)
         shutil.rmtree(restored.files[STATE_FILE].parent, ignore_errors=True)
         self.progress.emit("resumed", epoch=restored.manifest.epoch, attempt=restored.manifest.attempt)
         return list(restored.manifest.state["history"])
@@ -229,6 +249,11 @@ class Run:
             (folder / CLASSES_FILE).write_text(json.dumps(classes), encoding="utf-8")
             files = {STATE_FILE: folder / STATE_FILE, CLASSES_FILE: folder / CLASSES_FILE}
             state = {"history": list(history), "eval_top1": record.eval.get("top1"), "classes": classes}
+            cache = self.compile_cache
+            archive = cache.pack(self.scratch) if cache is not None else None
+            if cache is not None and archive is not None:  # a resumed pod starts with this run's compiled graphs
+                files[ARCHIVE] = archive
+                state["compile_cache_key"] = cache.key
             committer.submit(PendingCommit(record.epoch, files, state, folder))
         return final or classification_metrics(*predict(evaluated, eval_set), classes)
 
@@ -307,6 +332,18 @@ def _steps_per_epoch(images: int, settings: Settings, topology: Topology) -> int
     return math.ceil(images / topology.size) // (settings.batch_size // topology.size)
 
 
+def _compile_cache(settings: Settings, num_classes: int, steps_per_epoch: int, processes: int) -> CompileCache | None:
+    """This run's compiled-graph cache, enabled before anything is compiled; None when FT_COMPILE_CACHE is off or
+    this process already cached another run."""
+    if not settings.compile_cache:
+        compile_uncached()
+        return None
+    cache = CompileCache(
+        settings.compile_cache_dir, configuration_key(settings, num_classes, steps_per_epoch, processes)
+    )
+    return cache if cache.enable() else None
+
+
 def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None) -> dict:
     """Fine-tune and evaluate, resuming what FT_OUTPUT holds; returns the summary printed as the last line.
 
@@ -336,13 +373,15 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
         run_record.claim(store, settings, classes, fingerprints)  # only the same run counts as finished
         progress.emit("already_complete", metrics=finished["metrics"])
         return finished
+    steps_per_epoch = _steps_per_epoch(train_folder.size, settings, topology)
+    compile_cache = _compile_cache(settings, len(classes), steps_per_epoch, topology.size)
     with topology.pod_leader_first():  # one hub download per pod
         network = fine_tune_network(backbone or _hub_backbone(settings), len(classes), settings.freeze_backbone)
     # Claimed once everything that can be wrong with the input was checked: a mistyped FT_MODEL or a broken
     # hub entry leaves nothing behind in FT_OUTPUT, so the corrected run can use the same location.
     if topology.is_primary:
         run_record.claim(store, settings, classes, fingerprints)
-    trainer = Trainer(network, settings, _steps_per_epoch(train_folder.size, settings, topology), topology.size)
+    trainer = Trainer(network, settings, steps_per_epoch, topology.size)
     folders = (train_folder, eval_folder)
     with ExitStack() as cleanup:  # unwound in reverse: commits stopped, SIGTERM handler restored, scratch removed
         scratch = Path(
@@ -350,7 +389,7 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
                 tempfile.TemporaryDirectory(prefix="ft-run-", dir=settings.scratch_dir, ignore_cleanup_errors=True)
             )
         )
-        current = Run(settings, progress, store, scratch, topology)
+        current = Run(settings, progress, store, scratch, topology, compile_cache)
         stop_requested = cleanup.enter_context(termination_requested(honoured=topology.is_primary))
         history = current.resume(trainer)
         progress.emit(
@@ -364,6 +403,7 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
             first_epoch=len(history) + 1,
             epochs=settings.epochs,
             steps_per_epoch=trainer.steps_per_epoch,
+            compile_cache=compile_cache.state if compile_cache is not None else "off",
             attempt=current.attempt,
         )
         if not topology.is_primary:

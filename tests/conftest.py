@@ -37,6 +37,13 @@ SHORT_RUN = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_caches(tmp_path_factory) -> None:
+    """The default caches (hub, data, compiled graphs) of every job the tests start live in the session's
+    temporary directory, never in ~/.cache."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 @pytest.fixture(scope="session")
 def digits_data(tmp_path_factory) -> tuple[Path, Path]:
     """Digits 0-2 as 32x32 RGB PNGs: (train root, eval root)."""

@@ -49,6 +49,8 @@ rules:
   value: /cache/hub
 - name: FT_DATA_CACHE
   value: /cache/data
+- name: FT_COMPILE_CACHE_DIR
+  value: /cache/compile
 - name: FT_SCRATCH_DIR
   value: /scratch
 - name: HOME

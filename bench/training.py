@@ -25,6 +25,7 @@ from job.config import load_settings
 from job.device import configure, prepare_process
 from job.digits import write_digits
 from job.errors import Terminated
+from job.feeds import HostFeed, for_device
 from job.progress import Progress
 
 prepare_process(DeviceTarget.CPU)
@@ -46,6 +47,9 @@ def arguments(description: str, epochs_help: str) -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=32, help="training image size in pixels")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=1, help=epochs_help)
+    parser.add_argument(
+        "--device", default="CPU", choices=[target.value for target in DeviceTarget], help="FT_DEVICE_TARGET"
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as a JSON object here")
     return parser
 
@@ -96,15 +100,22 @@ class Setup:
             "optimizer": f"Momentum {settings.momentum}, weight decay {settings.weight_decay:g}, warmup-cosine "
             f"lr up to {settings.lr_max:g}",
             "amp_level": settings.amp_level.value,
+            "device": settings.device_target.value,
         }
 
 
 def setup(
-    work: Path, image_size: int, batch_size: int, epochs: int, model: str = "googlenet", steps: int | None = None
+    work: Path,
+    image_size: int,
+    batch_size: int,
+    epochs: int,
+    model: str = "googlenet",
+    steps: int | None = None,
+    device: str = "CPU",
 ) -> Setup:
     """Digits 0-9 written once per image size as image_size PNGs under `work`, the job's default settings for
-    them, MindSpore configured as the job configures it (GRAPH mode on CPU, seeded); epochs of at most `steps`
-    batches of `model`."""
+    them, MindSpore configured as the job configures it (GRAPH mode on `device`, seeded); epochs of at most
+    `steps` batches of `model`."""
     root = work / f"digits-{image_size}"
     train_root = root / "train" if root.exists() else write_digits(root, DIGITS, image_size=image_size)[0]
     settings = load_settings(
@@ -113,6 +124,7 @@ def setup(
             "FT_IMAGE_SIZE": str(image_size),
             "FT_BATCH_SIZE": str(batch_size),
             "FT_EPOCHS": str(epochs),
+            "FT_DEVICE_TARGET": device,
         }
     )
     configure(settings, device_id=0)
@@ -164,12 +176,15 @@ class WaitTimed:
 
 
 class JobTraining:
-    """The job's training: Trainer.train_epoch on a pipeline built per epoch (as the runner does), progress
-    lines written as JSON (to /dev/null) and a SIGTERM-style stop check after every step."""
+    """The job's training: Trainer.train_epoch fed as the runner feeds it (job.feeds.for_device: a pipeline built
+    per epoch on the CPU, the dataset sink on Ascend and GPU), progress lines written as JSON (to /dev/null) and a
+    SIGTERM-style stop check after every step."""
 
     def __init__(self, bench: Setup) -> None:
         self.bench = bench
         self.trainer = Trainer(network(bench), bench.settings, bench.steps_per_epoch)
+        settings = bench.settings
+        self.feed = for_device(settings.device_target, lambda _: training_set(bench), 1, settings.batch_size, 1)
         self.progress = Progress(open(os.devnull, "w", encoding="utf-8"), as_json=True)
         self.stop_requested = threading.Event()
         self.epoch = 0
@@ -178,12 +193,14 @@ class JobTraining:
         if self.stop_requested.is_set():
             raise Terminated("stopped by SIGTERM")
 
-    def images_per_second(self, epochs: int, wrap: Callable = lambda dataset: dataset) -> float:
-        """Train `epochs` epochs; `wrap` sees each epoch's dataset before the trainer does."""
+    def images_per_second(self, epochs: int, wrap: Callable | None = None) -> float:
+        """Train `epochs` epochs; `wrap`, if given, sees each epoch's dataset before the trainer does (host
+        feeding)."""
+        feed = self.feed if wrap is None else HostFeed(lambda _: wrap(training_set(self.bench)))
         started = time.perf_counter()
         for _ in range(epochs):
             self.epoch += 1
-            self.trainer.train_epoch(self.epoch, wrap(training_set(self.bench)), self.progress, self._stop)
+            self.trainer.train_epoch(self.epoch, feed, self.progress, self._stop)
         return epochs * self.bench.images_per_epoch / (time.perf_counter() - started)
 
 

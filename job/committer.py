@@ -7,7 +7,8 @@ import queue
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from job.checkpoints import CheckpointLog
@@ -26,6 +27,7 @@ class PendingCommit:
     files: dict[str, Path]
     state: dict
     folder: Path
+    write: Callable[[], None] | None = None  # writes files that do not exist yet (the training state) first
 
 
 class BackgroundCommitter:
@@ -49,6 +51,11 @@ class BackgroundCommitter:
         self.close()
 
     def submit(self, pending: PendingCommit) -> None:
+        """Queue a commit. Its files are written on the committer's thread while training goes on, unless
+        commits are backed up (a storage outage): then here, so at most one unwritten epoch is held in memory."""
+        if pending.write is not None and self._queue.unfinished_tasks:
+            pending.write()
+            pending = replace(pending, write=None)
         self._queue.put(pending)
 
     def pending(self) -> int:
@@ -90,6 +97,8 @@ class BackgroundCommitter:
 
         started = time.perf_counter()
         try:
+            if pending.write is not None:
+                pending.write()
             while_unavailable(
                 lambda: self.log.commit(pending.epoch, pending.files, pending.state), self._abandon, None, retrying
             )

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tarfile
 from pathlib import Path
 from typing import IO
@@ -129,8 +130,12 @@ class CompileCache:
 
     def enable(self) -> bool:
         """Point MindSpore at the directory and prune the least recently used ones; False (and the cache off)
-        when this process already cached a run or another process uses the directory."""
+        when this process already cached a run, another process uses the directory, or the process has no entry
+        script (MindSpore's cache hashes it, and fails without one)."""
         global _held_lock
+        if not Path(sys.argv[0]).is_file():  # `python -c`, a REPL: MindSpore's cache reads the entry script
+            disable()
+            return False
         locks = self.root / LOCKS
         locks.mkdir(parents=True, exist_ok=True)
         lock = None if _held_lock is not None else _try_lock(locks / self.key)

@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 import mindspore.dataset as ds
 from mindspore import nn
 
-from job import data, features, hub, run_record
+from job import data, features, feeds, hub, run_record
 from job.compile_cache import ARCHIVE, CompileCache, configuration_key, disable as compile_uncached
 from job.distributed import Topology, device_index, join
 from job.checkpoints import CheckpointLog, best_epoch, new_attempt_id
@@ -29,13 +30,14 @@ from job.device import configure
 from job.errors import Terminated, Unavailable
 from job.preflight import check_directories, hub_descriptor, with_image_size
 from job.evaluate import classification_metrics, predict
+from job.feeds import Feed
 from job.export import export_mindir
 from job.progress import Progress
 from job.readable import check_images_readable
 from job.report import plot_confusion_matrix, plot_training_curves
 from job.results import ResultWriter, collect_abandoned
 from job.storage import Store, StorageOptions, open_store
-from job.train import EpochRecord, Trainer, fine_tune_network
+from job.train import EpochRecord, Trainer, fine_tune_network, write_checkpoint
 
 STATE_FILE = "train_state.ckpt"
 CLASSES_FILE = "classes.json"  # committed next to every checkpoint, so each is usable on its own
@@ -151,8 +153,8 @@ class Run:
 
     def _prepare(
         self, trainer: Trainer, network: nn.Cell, folders, classes: list[str], done: int, stop: Callable[[], None]
-    ) -> tuple[Callable[[], Any], nn.Cell, Any]:
-        """(a builder of one epoch's training set, the cell evaluated, the evaluation set).
+    ) -> tuple[Feed, nn.Cell, Any]:
+        """(the training feed, the cell evaluated, the evaluation set).
 
         When job.features applies, the backbone runs once over both image sets, and the epochs train and evaluate
         the classifier alone on the cached features."""
@@ -167,6 +169,7 @@ class Run:
         shard = (topology.size, topology.rank) if topology.is_distributed else None
         per_device_batch = settings.batch_size // topology.size
         eval_set = data.build_dataset(folders[1], classes, training=False, batch_size=settings.batch_size, **shared)
+        evaluated: nn.Cell = network
         if done < settings.epochs and features.applies(settings, topology):
             in_order = data.build_dataset(folders[0], classes, training=False, batch_size=settings.batch_size, **shared)
             cached = features.cache(
@@ -179,26 +182,27 @@ class Run:
                 stop,
             )
             trainer.train_on_features()
-            return (
-                lambda: cached.train.dataset(training=True, batch_size=per_device_batch),
-                network.head.dense_layer(),
-                cached.eval.dataset(training=False, batch_size=settings.batch_size),
-            )
-        return (
-            lambda: data.build_dataset(
-                folders[0], classes, training=True, batch_size=per_device_batch, shard=shard, **shared
-            ),
-            network,
-            eval_set,
-        )
+            training_set = partial(cached.train.dataset, training=True, batch_size=per_device_batch)
+            evaluated = network.head.dense_layer()
+            eval_set = cached.eval.dataset(training=False, batch_size=settings.batch_size)
+        else:
+            training = dict(training=True, batch_size=per_device_batch, shard=shard, **shared)
+            training_set = partial(data.build_dataset, folders[0], classes, **training)
+
+        def epoch_set(epoch: int):
+            """Epoch e's data order depends only on (FT_SEED, e), the same on every rank."""
+            ds.config.set_seed(settings.seed * EPOCH_SEED_STRIDE + epoch)
+            return training_set()
+
+        feed = feeds.for_device(settings.device_target, epoch_set, done + 1, settings.batch_size, topology.size)
+        return feed, evaluated, eval_set
 
     def _epochs(
-        self, trainer: Trainer, network: nn.Cell, train_set: Callable[[], Any], done: int, stop: Callable[[], None]
+        self, trainer: Trainer, network: nn.Cell, feed: Feed, done: int, stop: Callable[[], None]
     ) -> Iterator[EpochRecord]:
-        """Train the remaining epochs, each on its own shuffle (the same on every rank), yielding each record."""
+        """Train the remaining epochs, yielding each record."""
         for epoch in range(done + 1, self.settings.epochs + 1):
-            ds.config.set_seed(self.settings.seed * EPOCH_SEED_STRIDE + epoch)
-            record = trainer.train_epoch(epoch, train_set(), self.progress, stop)
+            record = trainer.train_epoch(epoch, feed, self.progress, stop)
             self.topology.average_batch_statistics(network)
             yield record
 
@@ -209,8 +213,8 @@ class Run:
         def stop() -> None:
             return None
 
-        train_set, _, _ = self._prepare(trainer, network, folders, classes, len(history), stop)
-        for _ in self._epochs(trainer, network, train_set, len(history), stop):
+        feed, _, _ = self._prepare(trainer, network, folders, classes, len(history), stop)
+        for _ in self._epochs(trainer, network, feed, len(history), stop):
             pass
         summary = {"rank": self.topology.rank, "parameters_sha256": self.topology.check_identical(network)}
         self.progress.emit("replica_done", **summary)
@@ -236,16 +240,16 @@ class Run:
             if stop_requested.is_set():
                 raise Terminated("stopped by SIGTERM; the next attempt resumes from the last committed epoch")
 
-        train_set, evaluated, eval_set = self._prepare(trainer, network, folders, classes, len(history), stop)
+        feed, evaluated, eval_set = self._prepare(trainer, network, folders, classes, len(history), stop)
         final: dict = {}
-        for record in self._epochs(trainer, network, train_set, len(history), stop):
+        for record in self._epochs(trainer, network, feed, len(history), stop):
             if _is_eval_epoch(record.epoch, settings):
                 final = classification_metrics(*predict(evaluated, eval_set), classes)
                 record.eval = {"top1": final["top1"], "top5": final["top5"]}
             history.append(asdict(record))
             self.progress.emit("epoch", **history[-1])
             folder = self.scratch / f"epoch-{record.epoch:06d}"
-            trainer.save(folder / STATE_FILE)
+            folder.mkdir(parents=True)
             (folder / CLASSES_FILE).write_text(json.dumps(classes), encoding="utf-8")
             files = {STATE_FILE: folder / STATE_FILE, CLASSES_FILE: folder / CLASSES_FILE}
             state = {"history": list(history), "eval_top1": record.eval.get("top1"), "classes": classes}
@@ -254,7 +258,9 @@ class Run:
             if cache is not None and archive is not None:  # a resumed pod starts with this run's compiled graphs
                 files[ARCHIVE] = archive
                 state["compile_cache_key"] = cache.key
-            committer.submit(PendingCommit(record.epoch, files, state, folder))
+            snapshot = trainer.snapshot()  # the file is written by the committer while the next epoch trains
+            write = partial(write_checkpoint, snapshot, folder / STATE_FILE)
+            committer.submit(PendingCommit(record.epoch, files, state, folder, write))
         return final or classification_metrics(*predict(evaluated, eval_set), classes)
 
     def flush(self, committer: BackgroundCommitter, stop_requested: threading.Event) -> None:

@@ -13,6 +13,7 @@ from mindspore import nn, ops
 
 from contract.settings import AmpLevel, Settings
 from job.errors import BadInput
+from job.feeds import Feed
 from job.models.heads import WithHead
 from job.progress import Progress
 from job.schedule import warmup_cosine
@@ -126,6 +127,20 @@ class EpochTotals(nn.Cell):
         return loss_sum, correct_sum, int(global_step)
 
 
+class StepAndSum(nn.Cell):
+    """A training step followed by the epoch sums' update: one graph, dispatched once per step."""
+
+    def __init__(self, step: TrainStep, totals: EpochTotals) -> None:
+        super().__init__(auto_prefix=False)
+        self.step = step
+        self.totals = totals
+        self.set_train()
+
+    def construct(self, images, labels):
+        loss, correct = self.step(images, labels)
+        return self.totals(loss, correct, labels)
+
+
 @dataclass
 class EpochRecord:
     """One epoch of the training history, as written to metrics.json."""
@@ -151,6 +166,12 @@ def _train_step(network: nn.Cell, optimizer: nn.Optimizer, settings: Settings, w
     return step
 
 
+def write_checkpoint(snapshot: list[dict], path: Path) -> None:
+    """A Trainer.snapshot as the checkpoint file Trainer.save writes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ms.save_checkpoint(snapshot, str(path))
+
+
 class Trainer:
     """The optimisation state of one run: network, optimizer (with its step counter) and training step.
 
@@ -167,8 +188,9 @@ class Trainer:
         )
         self.optimizer = build_optimizer(network, self.rates, settings.momentum, settings.weight_decay)
         self.step = _train_step(network, self.optimizer, settings, world_size)
-        self.active_step = self.step  # what train_epoch runs
         self.totals = EpochTotals(self.optimizer.global_step, world_size)
+        self.active_step = self.step  # what train_epoch runs
+        self.run_step = StepAndSum(self.active_step, self.totals)
         self.steps_taken: int | None = None  # counted on the host from the first epoch of this attempt on
 
     def train_on_features(self) -> None:
@@ -180,6 +202,7 @@ class Trainer:
             self.network.head.dense_layer(), self.step.loss_fn, self.optimizer, self.step.loss_scaler, self.world_size
         )
         self.active_step.set_train()
+        self.run_step = StepAndSum(self.active_step, self.totals)
 
     @property
     def global_step(self) -> int:
@@ -187,8 +210,12 @@ class Trainer:
 
     def save(self, path: Path) -> None:
         """Network and optimizer state (momentum, step counter, hence the learning-rate position)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ms.save_checkpoint(self.step, str(path))
+        write_checkpoint(self.snapshot(), path)
+
+    def snapshot(self) -> list[dict]:
+        """Host copies of what `save` writes (the only part of saving that needs the device); written to a file
+        by write_checkpoint, on any thread, while training goes on."""
+        return [{"name": p.name, "data": ms.Tensor(p.asnumpy())} for p in self.step.get_parameters()]
 
     def restore(self, path: Path) -> None:
         missing, _ = ms.load_param_into_net(self.step, ms.load_checkpoint(str(path)), strict_load=True)
@@ -198,8 +225,8 @@ class Trainer:
                 f"was written by another network or optimizer"
             )
 
-    def train_epoch(self, epoch: int, batches, progress: Progress, stop: Callable[[], None]) -> EpochRecord:
-        """One pass over `batches`; `stop()` is called after every step and raises to end the run early.
+    def train_epoch(self, epoch: int, feed: Feed, progress: Progress, stop: Callable[[], None]) -> EpochRecord:
+        """One epoch's steps from `feed`; `stop()` is called after every step and raises to end the run early.
 
         Nothing is read back from the device between progress windows: the loss and correct predictions are
         summed on the device (EpochTotals) and read, with the optimizer's step counter, once per FT_LOG_EVERY
@@ -212,9 +239,7 @@ class Trainer:
         started = window_started = time.perf_counter()
         seen = window_seen = 0
         read = None
-        for images, labels in batches.create_tuple_iterator(num_epochs=1):
-            totals(*self.active_step(images, labels), labels)
-            batch = labels.shape[0] * self.world_size  # shapes are known on the host
+        for batch in feed.steps(epoch, self.run_step):
             seen += batch
             window_seen += batch
             self.steps_taken += 1

@@ -47,15 +47,19 @@ def test_a_directory_in_use_by_another_process_is_not_shared(tmp_path):
     (root / LOCKS).mkdir(parents=True)
     held = _try_lock(root / LOCKS / "k")
     assert held is not None
-    enable = (
+    script = tmp_path / "enable.py"
+    script.write_text(
         "import os, sys; from pathlib import Path; from job.compile_cache import CompileCache; "
         "print(CompileCache(Path(sys.argv[1]), sys.argv[2]).enable(), os.environ['MS_COMPILER_CACHE_ENABLE'])"
     )
-    answer = subprocess.run([sys.executable, "-c", enable, str(root), "k"], capture_output=True, text=True, check=True)
-    assert answer.stdout.split() == ["False", "0"]  # locked by this process: the other compiles uncached
+
+    def enabled(*command: str) -> list[str]:
+        return subprocess.run([*command, str(root), "k"], capture_output=True, text=True, check=True).stdout.split()
+
+    assert enabled(sys.executable, str(script)) == ["False", "0"]  # locked by this process: compiles uncached
     held.close()
-    answer = subprocess.run([sys.executable, "-c", enable, str(root), "k"], capture_output=True, text=True, check=True)
-    assert answer.stdout.split() == ["True", "1"]
+    assert enabled(sys.executable, "-c", script.read_text()) == ["False", "0"]  # no entry script to hash
+    assert enabled(sys.executable, str(script)) == ["True", "1"]
 
 
 def test_packing_writes_a_new_archive_only_when_the_cache_changed(tmp_path):

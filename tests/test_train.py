@@ -8,6 +8,7 @@ import mindspore as ms
 import numpy as np
 
 from job.config import load_settings
+from job.feeds import HostFeed
 from job.models.googlenet import googlenet
 from job.train import Trainer, _train_step, build_optimizer, fine_tune_network
 
@@ -120,12 +121,13 @@ def test_an_epoch_reads_the_device_once_per_progress_window_and_at_its_end(monke
 
     trainer = _features_trainer(log_every=4)
     lines = io.StringIO()
-    trainer.train_epoch(1, batches, Progress(lines, as_json=True), lambda: None)  # compiles: reads constants once
+    feed = HostFeed(lambda epoch: batches)
+    trainer.train_epoch(1, feed, Progress(lines, as_json=True), lambda: None)  # compiles: reads constants once
     lines.truncate(0)
     lines.seek(0)
     reads = HostReads(monkeypatch)
     stops = []
-    record = trainer.train_epoch(2, batches, Progress(lines, as_json=True), lambda: stops.append(reads.count))
+    record = trainer.train_epoch(2, feed, Progress(lines, as_json=True), lambda: stops.append(reads.count))
     assert stops == [0, 0, 1, 1, 1, 1]  # steps 7 to 12: nothing read until the window at step 8 closes
     assert reads.count == 2  # the windows at steps 8 and 12; the end of the epoch reuses the last one
     steps = [json.loads(line) for line in lines.getvalue().splitlines()]
@@ -135,3 +137,86 @@ def test_an_epoch_reads_the_device_once_per_progress_window_and_at_its_end(monke
     assert record.loss == pytest.approx(np.mean(losses), rel=1e-5)  # the device sums are the host's
     assert record.train_accuracy == pytest.approx(correct / 24)
     assert record.lr == pytest.approx(trainer.rates[11]) and trainer.global_step == 12
+
+
+class CpuDataSink:
+    """A stand-in for mindspore.data_sink, which refuses the CPU: the same contract, run on the host. One
+    transfer per dataset (the real one raises on a second), the dataset repeated without end, and each call of
+    the returned function takes the next `sink_size` batches from the queue and runs `fn` on each."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def __call__(self, fn, dataset, sink_size=1, jit_config=None):
+        if hasattr(dataset, "sunk_by_stand_in"):
+            raise ValueError("The dataset has been used with network.")
+        dataset.sunk_by_stand_in = True
+        self.calls.append({"sink_size": sink_size, "jit_config": jit_config})
+        epochs = dataset.create_tuple_iterator(num_epochs=-1)  # ends each epoch with StopIteration
+
+        def repeated():
+            while True:
+                yield from epochs
+
+        queue = repeated()
+
+        def sunk():
+            for _ in range(sink_size):
+                out = fn(*next(queue))
+            return out
+
+        return sunk
+
+
+def test_the_device_sink_sends_one_dataset_per_attempt_and_trains_as_host_feeding(monkeypatch):
+    from job.features import FeatureSet
+    from job.feeds import DeviceSink
+    from job.progress import Progress
+
+    rng = np.random.default_rng(5)
+    rows = FeatureSet(rng.standard_normal((24, 1024)).astype(np.float32), rng.integers(0, 3, 24).astype(np.int32))
+    host = _features_trainer(log_every=4)
+    host_records = [
+        host.train_epoch(
+            epoch, HostFeed(lambda _: rows.dataset(training=False, batch_size=4)), Progress(), lambda: None
+        )
+        for epoch in (3, 4)
+    ]
+
+    stand_in = CpuDataSink()
+    monkeypatch.setattr(ms, "data_sink", stand_in)
+    built = []
+
+    def build(epoch: int):
+        built.append(epoch)
+        return rows.dataset(training=False, batch_size=4)
+
+    sink = DeviceSink(build, first_epoch=3, global_batch=4)
+    sunk = _features_trainer(log_every=4)
+    reads = HostReads(monkeypatch)
+    stops: list[int] = []
+    records = [sunk.train_epoch(epoch, sink, Progress(), lambda: stops.append(reads.count)) for epoch in (3, 4)]
+    assert built == [3] and len(stand_in.calls) == 1  # one dataset, one transfer, one graph for the attempt
+    assert stand_in.calls[0]["sink_size"] == 1 and isinstance(stand_in.calls[0]["jit_config"], ms.JitConfig)
+    first = stops[0]  # the optimizer's counter and the constants the graph's compilation reads
+    # a stop check per step, and one read per progress window (steps 4, 8, 12) and at the end of epoch 3
+    assert [count - first for count in stops] == [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 3, 3]
+    for record, expected in zip(records, host_records):
+        assert record.loss == pytest.approx(expected.loss, rel=1e-5)
+        assert record.train_accuracy == expected.train_accuracy
+    assert sunk.global_step == host.global_step == 12
+
+
+def test_the_cpu_feeds_from_the_host_because_mindspore_sinks_only_on_devices():
+    from contract.settings import DeviceTarget
+    from job.features import FeatureSet
+    from job.feeds import DeviceSink, for_device
+
+    rows = FeatureSet(np.zeros((8, 4), dtype=np.float32), np.zeros(8, dtype=np.int32))
+    assert isinstance(
+        for_device(DeviceTarget.CPU, lambda _: rows.dataset(training=True, batch_size=4), 1, 4, 1), HostFeed
+    )
+    for target in (DeviceTarget.GPU, DeviceTarget.ASCEND):
+        assert isinstance(for_device(target, lambda _: rows.dataset(training=True, batch_size=4), 1, 4, 1), DeviceSink)
+    with pytest.raises(ValueError, match="ascend or gpu"):
+        ms.data_sink(lambda *batch: None, rows.dataset(training=True, batch_size=4))

@@ -6,12 +6,23 @@ import numpy as np
 
 
 def predict(network, dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(logits, labels) for every image of `dataset`, in dataset order."""
+    """(logits, labels) for every image of `dataset`, in dataset order.
+
+    A last, smaller batch is padded with zeros to the first batch's size, so the network runs with one input
+    shape, one compiled graph (GRAPH mode compiles again for every new shape); in evaluation mode each image's
+    logits do not depend on the others in its batch."""
+    import mindspore as ms
+
     network.set_train(False)
     logits, labels = [], []
-    for images, batch_labels in dataset.create_tuple_iterator(num_epochs=1):
-        logits.append(network(images).asnumpy())
-        labels.append(batch_labels.asnumpy())
+    size = None
+    for images, batch_labels in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True):
+        count = len(images)
+        size = size or count
+        if count < size:
+            images = np.concatenate([images, np.zeros((size - count, *images.shape[1:]), images.dtype)])
+        logits.append(network(ms.Tensor(images)).asnumpy()[:count])
+        labels.append(batch_labels)
     return np.concatenate(logits), np.concatenate(labels)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import mindspore as ms
+from mindspore import nn
 import numpy as np
 
 from job.config import load_settings
@@ -220,3 +221,18 @@ def test_the_cpu_feeds_from_the_host_because_mindspore_sinks_only_on_devices():
         assert isinstance(for_device(target, lambda _: rows.dataset(training=True, batch_size=4), 1, 4, 1), DeviceSink)
     with pytest.raises(ValueError, match="ascend or gpu"):
         ms.data_sink(lambda *batch: None, rows.dataset(training=True, batch_size=4))
+
+
+def test_prediction_pads_the_last_batch_and_gives_each_row_its_own_logits():
+    from job.evaluate import predict
+    from job.features import FeatureSet
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    rng = np.random.default_rng(11)
+    rows = FeatureSet(rng.standard_normal((10, 6)).astype(np.float32), rng.integers(0, 3, 10).astype(np.int32))
+    network = nn.SequentialCell([nn.Dense(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dense(8, 3)])
+    logits, labels = predict(network, rows.dataset(training=False, batch_size=4))  # batches of 4, 4 and 2
+    network.set_train(False)
+    one_by_one = np.concatenate([network(ms.Tensor(rows.features[i : i + 1])).asnumpy() for i in range(10)])
+    assert logits.shape == (10, 3) and labels.tolist() == rows.labels.tolist()
+    np.testing.assert_allclose(logits, one_by_one, rtol=1e-5, atol=1e-6)

@@ -23,14 +23,12 @@ A failed request answers {"error": "..."}; the end of standard input ends the pr
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
-import traceback
-from collections.abc import Callable
 
 import torch
 import torchvision
+
+from peer import serve
 
 # torchvision builders' arguments beyond num_classes: no auxiliary classifiers (the job's networks have none),
 # explicit init_weights (random weights without the warning about its default)
@@ -115,26 +113,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, required=True, help="torch.set_num_threads")
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
-    answers, sys.stdout = sys.stdout, sys.stderr  # stray prints go to stderr, not into the answers
     peer = Peer()
-    operations: dict[str, Callable[..., dict]] = {
-        "about": peer.about,
-        "load": peer.load,
-        "train": peer.train,
-        "infer": peer.infer,
-    }
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            request = json.loads(line)
-            answer = operations[request.pop("op")](**request)
-        except Exception as exc:  # answered: the caller decides
-            if not isinstance(exc, ValueError):  # a bad request says enough in its answer
-                traceback.print_exc()
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        answers.write(json.dumps(answer) + "\n")
-        answers.flush()
+    serve({"about": peer.about, "load": peer.load, "train": peer.train, "infer": peer.infer}, quiet=(ValueError,))
 
 
 if __name__ == "__main__":

@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,6 +44,7 @@ from pathlib import Path
 USER_ONEDNN_ISA = os.environ.get("ONEDNN_MAX_CPU_ISA")  # before training.py prepares the process for MindSpore
 
 from training import BareTraining, JobTraining, Setup, interleaved, print_header, setup, warm_up  # noqa: E402
+from peer import PeerProcess  # noqa: E402
 from workload import Ratio, machine, write_json  # noqa: E402
 
 import mindspore as ms  # noqa: E402
@@ -74,41 +73,14 @@ MEASURES = ("mindspore train", "pytorch train", "mindspore infer", "pytorch infe
 JOB_TARGET = 0.95
 
 
-class TorchPeer:
-    """bench/torch_peer.py in .venv-torch's interpreter: one JSON request, one JSON answer."""
-
-    def __init__(self, python: Path, threads: int) -> None:
-        environment = dict(os.environ)
-        environment.pop("ONEDNN_MAX_CPU_ISA", None)  # job.device.prepare_process's cap is MindSpore's
-        if USER_ONEDNN_ISA is not None:
-            environment["ONEDNN_MAX_CPU_ISA"] = USER_ONEDNN_ISA
-        self.process = subprocess.Popen(
-            [str(python), str(BENCH / "torch_peer.py"), "--threads", str(threads)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=environment,
-        )
-
-    def ask(self, op: str, **request) -> dict:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps({"op": op, **request}) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the PyTorch peer exited with {self.process.wait()} (its messages are above)")
-        return json.loads(line)
-
-    def rate(self, op: str, steps: int) -> float:
-        answer = self.ask(op, steps=steps)
-        if "error" in answer:
-            raise RuntimeError(f"PyTorch {op}: {answer['error']}")
-        return answer["images_per_second"]
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=60)
+def torch_peer(python: Path, threads: int) -> PeerProcess:
+    """bench/torch_peer.py in .venv-torch's interpreter, with the user's oneDNN setting rather than MindSpore's."""
+    environment = dict(os.environ)
+    environment.pop("ONEDNN_MAX_CPU_ISA", None)  # job.device.prepare_process's cap is MindSpore's
+    if USER_ONEDNN_ISA is not None:
+        environment["ONEDNN_MAX_CPU_ISA"] = USER_ONEDNN_ISA
+    command = [str(python), str(BENCH / "torch_peer.py"), "--threads", str(threads)]
+    return PeerProcess(command, environment, "PyTorch peer")
 
 
 def timed(steps: int, images: int, step: Callable[[], object]) -> float:
@@ -123,7 +95,7 @@ class Architecture:
     """Everything measured for one architecture: the MindSpore networks in this process, the PyTorch one in the
     peer (None when torchvision has no equivalent)."""
 
-    def __init__(self, bench: Setup, peer: TorchPeer, steps: int) -> None:
+    def __init__(self, bench: Setup, peer: PeerProcess, steps: int) -> None:
         self.bench, self.peer, self.steps = bench, peer, steps
         settings = bench.settings
         batch, size, classes = settings.batch_size, bench.image_size, len(bench.folder.classes)
@@ -161,9 +133,9 @@ class Architecture:
         batch, steps = self.bench.settings.batch_size, self.steps
         found: dict[str, Callable[[], float]] = {
             "mindspore train": lambda: timed(steps, batch, self._train_step),
-            "pytorch train": lambda: self.peer.rate("train", steps),
+            "pytorch train": lambda: self.peer.call("train", steps=steps)["images_per_second"],
             "mindspore infer": lambda: timed(steps, batch, self._infer),
-            "pytorch infer": lambda: self.peer.rate("infer", steps),
+            "pytorch infer": lambda: self.peer.call("infer", steps=steps)["images_per_second"],
             "job": lambda: self.job.images_per_second(1),
             "bare": lambda: self.bare.images_per_second(1),
         }
@@ -244,7 +216,7 @@ def main() -> None:
     ms.set_device("CPU")
     ms.device_context.cpu.op_tuning.threads_num(options.threads)
     host = machine()
-    peer = TorchPeer(options.torch_python, options.threads)
+    peer = torch_peer(options.torch_python, options.threads)
     try:
         pytorch = peer.ask("about")
         settings = {

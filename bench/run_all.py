@@ -5,8 +5,8 @@
 Each benchmark prints its own report and writes a JSON object (`--json`); this script runs them one after
 the other on a machine that should otherwise be idle, keeps their results in bench/results.json (`--only`
 replaces just the named ones), then writes one table (median, baseline, ratio, target) with the machine
-described, notes, and every benchmark's full printed report. zoo needs the PyTorch environment first
-(`make bench-torch-venv`).
+described, notes, and every benchmark's full printed report. zoo, jpeg_pipeline and time_to_accuracy need the
+PyTorch environment first (`make bench-torch-venv`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,15 @@ BENCHMARKS = {  # name -> (script, what the ratio compares)
         "CPU image rebuilds (code-only change, no change) vs a build with no layer cache",
     ),
     "startup": ("startup.py", "the data phase of a start on 20,000 images: first start vs resume"),
+    "first_step": ("first_step.py", "time to the first step with the compiled-graph cache: cold, warm, resumed pod"),
+    "jpeg_pipeline": (  # needs .venv-torch
+        "jpeg_pipeline.py",
+        "224x224 training pipeline on 500x375 JPEG photos: the job's vs torchvision's, and vs training consumption",
+    ),
+    "time_to_accuracy": (  # needs .venv-torch
+        "time_to_accuracy.py",
+        "the demo's fine-tune, whole processes: the job (cold and warm compile cache) vs a plain PyTorch script",
+    ),
     "zoo": (  # needs .venv-torch: make bench-torch-venv
         "zoo.py",
         "per built-in architecture: MindSpore vs PyTorch (training, inference); the job's loop vs bare Model.train",

@@ -1,6 +1,7 @@
 """Run every benchmark with its baseline and collect the results in bench/RESULTS.md.
 
     .venv/bin/python bench/run_all.py [--runs 5] [--only overhead,scaling] [--args "zoo=--steps 3 --models resnet50"]
+    .venv/bin/python bench/run_all.py --device GPU     # time_to_accuracy, overhead, first_step on a GPU (or Ascend)
 
 Each benchmark prints its own report and writes a JSON object (`--json`); this script runs them one after
 the other on a machine that should otherwise be idle, keeps their results in bench/results.json (`--only`
@@ -49,6 +50,9 @@ BENCHMARKS = {  # name -> (script, what the ratio compares)
         "per built-in architecture: MindSpore vs PyTorch (training, inference); the job's loop vs bare Model.train",
     ),
 }
+
+
+ON_DEVICE = ("time_to_accuracy", "overhead", "first_step")  # they take --device GPU|Ascend
 
 
 def _run(name: str, runs: int, work: Path, extra: list[str]) -> dict:
@@ -130,20 +134,32 @@ def main() -> None:
         metavar="NAME=ARGS",
         help="more arguments for one benchmark, e.g. 'zoo=--steps 3 --models resnet50' (repeatable)",
     )
+    parser.add_argument(
+        "--device",
+        choices=["GPU", "Ascend"],
+        help=f"run the benchmarks that train on a device ({', '.join(ON_DEVICE)}) there, with --device, and keep "
+        "their results in results-<device>.json and RESULTS-<device>.md",
+    )
     arguments = parser.parse_args()
-    names = arguments.only.split(",") if arguments.only else list(BENCHMARKS)
+    names = arguments.only.split(",") if arguments.only else list(ON_DEVICE if arguments.device else BENCHMARKS)
     extra = {name: shlex.split(value) for name, _, value in (item.partition("=") for item in arguments.args)}
-    unknown = sorted((set(names) | set(extra)) - set(BENCHMARKS))
+    unknown = sorted((set(names) | set(extra)) - set(ON_DEVICE if arguments.device else BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]}; choose from {', '.join(BENCHMARKS)}")
-    collected = json.loads(COLLECTED.read_text()) if arguments.only and COLLECTED.exists() else {}
+    collected_path, results_path = COLLECTED, RESULTS
+    if arguments.device:
+        for name in names:
+            extra[name] = [*extra.get(name, []), "--device", arguments.device]
+        collected_path = BENCH / f"results-{arguments.device}.json"
+        results_path = BENCH / f"RESULTS-{arguments.device}.md"
+    collected = json.loads(collected_path.read_text()) if arguments.only and collected_path.exists() else {}
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         for name in names:
             collected[name] = _run(name, arguments.runs, Path(scratch), extra.get(name, []))
-            COLLECTED.write_text(json.dumps(collected, indent=2) + "\n", encoding="utf-8")  # kept if a later one fails
+            collected_path.write_text(json.dumps(collected, indent=2) + "\n", encoding="utf-8")  # kept if one fails
     ordered = {name: collected[name] for name in BENCHMARKS if name in collected}
-    RESULTS.write_text(_render(ordered), encoding="utf-8")
-    print(f"wrote {RESULTS}")
+    results_path.write_text(_render(ordered), encoding="utf-8")
+    print(f"wrote {results_path}")
 
 
 if __name__ == "__main__":

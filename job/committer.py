@@ -51,9 +51,10 @@ class BackgroundCommitter:
         self.close()
 
     def submit(self, pending: PendingCommit) -> None:
-        """Queue a commit. Its files are written on the committer's thread while training goes on, unless
-        commits are backed up (a storage outage): then here, so at most one unwritten epoch is held in memory."""
-        if pending.write is not None and self._queue.unfinished_tasks:
+        """Queue a commit. Its files are written on the committer's thread while training goes on, unless another
+        commit already waits behind the one in flight (a slow or unavailable store): then here, so memory never
+        holds more than one unwritten epoch."""
+        if pending.write is not None and self._queue.qsize():
             pending.write()
             pending = replace(pending, write=None)
         self._queue.put(pending)
@@ -99,6 +100,7 @@ class BackgroundCommitter:
         try:
             if pending.write is not None:
                 pending.write()
+                pending = replace(pending, write=None)  # the snapshot it held is not needed any more
             while_unavailable(
                 lambda: self.log.commit(pending.epoch, pending.files, pending.state), self._abandon, None, retrying
             )

@@ -8,8 +8,8 @@ version and the job's code) gets a directory of its own.
 MindSpore reads the cache path at the first compilation of a process and numbers the cached graphs in the order
 it compiles them (rank_N/graph_cache/compile_cache_<i>.mindir): so a process caches one run at most (a second run
 in the same process compiles without the cache), and a run whose graphs would come in another order (a resume
-with no epoch left to train, which only evaluates) does not use it. A directory in use by one process is locked:
-a second process of the same configuration at the same time compiles without it.
+with no epoch left to train, which only evaluates) does not use it. A directory in use by one process is locked
+per rank: a second process of the same configuration and rank at the same time compiles without it.
 
 A pod's cache volume is gone when the pod is; the cache also travels as one archive in every committed
 checkpoint (job.runner), so a resumed pod unpacks it instead of compiling from nothing.
@@ -30,7 +30,7 @@ from typing import IO
 from contract.settings import Settings
 
 ARCHIVE = "compile_cache.tar"
-LOCKS = ".locks"  # under FT_COMPILE_CACHE_DIR: one lock file per configuration directory
+LOCKS = ".locks"  # under FT_COMPILE_CACHE_DIR: a lock file per configuration directory and rank
 KEEP_CONFIGURATIONS = 8  # directories kept under FT_COMPILE_CACHE_DIR, most recently used first
 CODE_ROOTS = ("job", "contract", "mindspore_hub")  # packages whose code builds the graphs
 # Settings that never reach a graph: where things are, how storage is reached, when to log or evaluate.
@@ -76,8 +76,12 @@ def _code_digest(roots: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def configuration_key(settings: Settings, num_classes: int, steps_per_epoch: int, processes: int) -> str:
-    """A name for the graphs this run compiles: equal keys mean identical graphs."""
+def configuration_key(
+    settings: Settings, num_classes: int, images: tuple[int, int], steps_per_epoch: int, processes: int
+) -> str:
+    """A name for the graphs this run compiles: equal keys mean identical graphs. The image counts (training,
+    evaluation) are part of it: a smaller last batch (the frozen-backbone feature pass) or an evaluation set
+    smaller than a batch compiles another graph."""
     import mindspore as ms
 
     here = Path(__file__).resolve().parents[1]
@@ -88,6 +92,7 @@ def configuration_key(settings: Settings, num_classes: int, steps_per_epoch: int
     document = {
         "settings": shaping,
         "num_classes": num_classes,
+        "images": list(images),
         "steps_per_epoch": steps_per_epoch,
         "processes": processes,
         "mindspore": ms.__version__,
@@ -118,9 +123,10 @@ def _try_lock(path: Path) -> IO | None:
 class CompileCache:
     """One configuration's cache directory, in use by this process from `enable()` on."""
 
-    def __init__(self, root: Path, key: str) -> None:
+    def __init__(self, root: Path, key: str, rank: int = 0) -> None:
         self.root = root
         self.key = key
+        self.rank = rank  # MindSpore keeps each rank's graphs in rank_<N>/: the ranks of a pod share the directory
         self.directory = root / key
         self.warm = False  # it held compiled graphs before this run compiled anything
         self.enabled = False
@@ -138,7 +144,7 @@ class CompileCache:
             return False
         locks = self.root / LOCKS
         locks.mkdir(parents=True, exist_ok=True)
-        lock = None if _held_lock is not None else _try_lock(locks / self.key)
+        lock = None if _held_lock is not None else _try_lock(locks / f"{self.key}.rank{self.rank}")
         if lock is None:
             disable()
             return False
@@ -159,10 +165,13 @@ class CompileCache:
             key=lambda path: path.stat().st_mtime,
         )
         for stale in directories[:-KEEP_CONFIGURATIONS]:
-            lock = _try_lock(self.root / LOCKS / stale.name)
-            if lock is not None:
+            paths = sorted((self.root / LOCKS).glob(f"{stale.name}.rank*"))
+            held = [lock for lock in map(_try_lock, paths) if lock is not None]
+            if len(held) == len(paths):  # no process uses it
                 shutil.rmtree(stale, ignore_errors=True)
-                (self.root / LOCKS / stale.name).unlink(missing_ok=True)
+                for path in paths:
+                    path.unlink(missing_ok=True)
+            for lock in held:
                 lock.close()
 
     def stop(self) -> None:

@@ -17,6 +17,8 @@ Step = Callable[[Any, Any], Any]
 class Feed(Protocol):
     def steps(self, epoch: int, run_step: Step) -> Iterator[int]: ...
 
+    def close(self) -> None: ...
+
 
 class HostFeed:
     """Each epoch's dataset, built by `build(epoch)`, iterated on the host and passed to the step. The CPU's
@@ -31,6 +33,9 @@ class HostFeed:
         for images, labels in self.build(epoch).create_tuple_iterator(num_epochs=1):
             run_step(images, labels)
             yield labels.shape[0] * self.world_size  # the shape is known on the host: no device read
+
+    def close(self) -> None:
+        """Nothing outlives an epoch's iteration."""
 
 
 class DeviceSink:
@@ -60,6 +65,14 @@ class DeviceSink:
         for _ in range(self.steps_per_epoch):
             self._sunk()
             yield self.global_batch
+
+    def close(self) -> None:
+        """Stop MindSpore's transfer thread (it sends without end) and free the device queue, as Model.train does
+        after its last epoch, so evaluation, export and commits do not compete with a pipeline nobody reads."""
+        transfer = getattr(self.dataset, "__transfer_dataset__", None)
+        if transfer is not None:
+            transfer.stop_send()
+            transfer.release()
 
 
 def for_device(

@@ -201,10 +201,13 @@ class Run:
         self, trainer: Trainer, network: nn.Cell, feed: Feed, done: int, stop: Callable[[], None]
     ) -> Iterator[EpochRecord]:
         """Train the remaining epochs, yielding each record."""
-        for epoch in range(done + 1, self.settings.epochs + 1):
-            record = trainer.train_epoch(epoch, feed, self.progress, stop)
-            self.topology.average_batch_statistics(network)
-            yield record
+        try:
+            for epoch in range(done + 1, self.settings.epochs + 1):
+                record = trainer.train_epoch(epoch, feed, self.progress, stop)
+                self.topology.average_batch_statistics(network)
+                yield record
+        finally:
+            feed.close()
 
     def replicate(self, trainer: Trainer, network: nn.Cell, folders, classes: list[str], history: list[dict]) -> dict:
         """A rank other than 0: train in step with the others (no evaluation, no commits); its parameters' digest.
@@ -338,15 +341,16 @@ def _steps_per_epoch(images: int, settings: Settings, topology: Topology) -> int
     return math.ceil(images / topology.size) // (settings.batch_size // topology.size)
 
 
-def _compile_cache(settings: Settings, num_classes: int, steps_per_epoch: int, processes: int) -> CompileCache | None:
+def _compile_cache(
+    settings: Settings, num_classes: int, images: tuple[int, int], steps_per_epoch: int, topology: Topology
+) -> CompileCache | None:
     """This run's compiled-graph cache, enabled before anything is compiled; None when FT_COMPILE_CACHE is off or
     this process already cached another run."""
     if not settings.compile_cache:
         compile_uncached()
         return None
-    cache = CompileCache(
-        settings.compile_cache_dir, configuration_key(settings, num_classes, steps_per_epoch, processes)
-    )
+    key = configuration_key(settings, num_classes, images, steps_per_epoch, topology.size)
+    cache = CompileCache(settings.compile_cache_dir, key, topology.rank)
     return cache if cache.enable() else None
 
 
@@ -380,7 +384,8 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
         progress.emit("already_complete", metrics=finished["metrics"])
         return finished
     steps_per_epoch = _steps_per_epoch(train_folder.size, settings, topology)
-    compile_cache = _compile_cache(settings, len(classes), steps_per_epoch, topology.size)
+    images = (train_folder.size, eval_folder.size)
+    compile_cache = _compile_cache(settings, len(classes), images, steps_per_epoch, topology)
     with topology.pod_leader_first():  # one hub download per pod
         network = fine_tune_network(backbone or _hub_backbone(settings), len(classes), settings.freeze_backbone)
     # Claimed once everything that can be wrong with the input was checked: a mistyped FT_MODEL or a broken

@@ -168,7 +168,7 @@ def _train_step(network: nn.Cell, optimizer: nn.Optimizer, settings: Settings, w
 
 def write_checkpoint(snapshot: list[dict], path: Path) -> None:
     """A Trainer.snapshot as the checkpoint file Trainer.save writes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(exist_ok=True)  # not its parents: a write after the run's scratch is gone fails
     ms.save_checkpoint(snapshot, str(path))
 
 
@@ -214,7 +214,7 @@ class Trainer:
 
     def snapshot(self) -> list[dict]:
         """Host copies of what `save` writes (the only part of saving that needs the device); written to a file
-        by write_checkpoint, on any thread, while training goes on."""
+        by write_checkpoint, on any thread, while training goes on (ms.Tensor copies the array)."""
         return [{"name": p.name, "data": ms.Tensor(p.asnumpy())} for p in self.step.get_parameters()]
 
     def restore(self, path: Path) -> None:

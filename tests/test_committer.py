@@ -42,16 +42,19 @@ def test_files_are_written_on_the_committer_thread_unless_commits_are_backed_up(
     store = HeldStore(tmp_path / "store")
     log = CheckpointLog(store, "attempt")
     writers: list[str] = []
+    committer_thread, training_thread = "checkpoint-committer", threading.current_thread().name
     with BackgroundCommitter(log, Progress(io.StringIO(), as_json=True), keep=0) as committer:
-        first = _pending(tmp_path, 1, writers)
-        committer.submit(first)
-        assert not committer.flush(0.5) and writers == ["checkpoint-committer"]  # written, upload held
-        committer.submit(_pending(tmp_path, 2, writers))  # the first commit is still in flight
-        assert writers == ["checkpoint-committer", threading.current_thread().name]
+        committer.submit(_pending(tmp_path, 1, writers))
+        assert not committer.flush(0.5) and writers == [committer_thread]  # written, its upload held
+        committer.submit(_pending(tmp_path, 2, writers))  # waits behind the one in flight, unwritten
+        assert writers == [committer_thread]
+        committer.submit(_pending(tmp_path, 3, writers))  # a second one waiting: written here, at once
+        assert writers == [committer_thread, training_thread]
         store.release.set()
         assert committer.flush(30)
+    assert writers == [committer_thread, training_thread, committer_thread]
     manifests = log.manifests()
-    assert [manifest.epoch for manifest in manifests] == [1, 2]
+    assert [manifest.epoch for manifest in manifests] == [1, 2, 3]
     for manifest in manifests:
         (entry,) = manifest.files
         assert store.get_bytes(entry["key"]) == bytes([manifest.epoch]) * 1000

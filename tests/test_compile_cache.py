@@ -19,25 +19,35 @@ from job.config import load_settings
 from job.storage import open_store
 
 
+USED_CACHE = "Use the compilation cache"  # MindSpore's warning when it loads a cached graph
+
+
 def _settings(**overrides: str):
     base = {"FT_MODEL": "m", "FT_TRAIN_DATA": "/t", "FT_EVAL_DATA": "/e", "FT_OUTPUT": "/o", "FT_IMAGE_SIZE": "32"}
     return load_settings({**base, **overrides})
 
 
 def test_the_key_follows_what_shapes_the_graphs_and_nothing_else():
-    key = configuration_key(_settings(), num_classes=3, steps_per_epoch=20, processes=1)
+    images = (100, 30)
+    key = configuration_key(_settings(), 3, images, steps_per_epoch=20, processes=1)
     assert key == configuration_key(
-        _settings(FT_OUTPUT="s3://b/elsewhere", FT_TRAIN_DATA="/other", FT_LOG_EVERY="1", FT_NUM_WORKERS="7"), 3, 20, 1
+        _settings(FT_OUTPUT="s3://b/elsewhere", FT_TRAIN_DATA="/other", FT_LOG_EVERY="1", FT_NUM_WORKERS="7"),
+        3,
+        images,
+        20,
+        1,
     )
     shaped = [
-        configuration_key(_settings(), 4, 20, 1),
-        configuration_key(_settings(), 3, 21, 1),
-        configuration_key(_settings(), 3, 20, 2),
-        configuration_key(_settings(FT_IMAGE_SIZE="64"), 3, 20, 1),
-        configuration_key(_settings(FT_AMP_LEVEL="O2"), 3, 20, 1),
-        configuration_key(_settings(FT_EPOCHS="7"), 3, 20, 1),  # the learning-rate table's length
-        configuration_key(_settings(FT_MODEL="other"), 3, 20, 1),
-        configuration_key(_settings(FT_FREEZE_BACKBONE="true"), 3, 20, 1),
+        configuration_key(_settings(), 4, images, 20, 1),
+        configuration_key(_settings(), 3, (101, 30), 20, 1),  # another last batch
+        configuration_key(_settings(), 3, (100, 31), 20, 1),
+        configuration_key(_settings(), 3, images, 21, 1),
+        configuration_key(_settings(), 3, images, 20, 2),
+        configuration_key(_settings(FT_IMAGE_SIZE="64"), 3, images, 20, 1),
+        configuration_key(_settings(FT_AMP_LEVEL="O2"), 3, images, 20, 1),
+        configuration_key(_settings(FT_EPOCHS="7"), 3, images, 20, 1),  # the learning-rate table's length
+        configuration_key(_settings(FT_MODEL="other"), 3, images, 20, 1),
+        configuration_key(_settings(FT_FREEZE_BACKBONE="true"), 3, images, 20, 1),
     ]
     assert len({key, *shaped}) == len(shaped) + 1
 
@@ -45,18 +55,21 @@ def test_the_key_follows_what_shapes_the_graphs_and_nothing_else():
 def test_a_directory_in_use_by_another_process_is_not_shared(tmp_path):
     root = tmp_path / "compile"
     (root / LOCKS).mkdir(parents=True)
-    held = _try_lock(root / LOCKS / "k")
+    held = _try_lock(root / LOCKS / "k.rank0")
     assert held is not None
     script = tmp_path / "enable.py"
     script.write_text(
         "import os, sys; from pathlib import Path; from job.compile_cache import CompileCache; "
-        "print(CompileCache(Path(sys.argv[1]), sys.argv[2]).enable(), os.environ['MS_COMPILER_CACHE_ENABLE'])"
+        "cache = CompileCache(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])); "
+        "print(cache.enable(), os.environ['MS_COMPILER_CACHE_ENABLE'])"
     )
 
-    def enabled(*command: str) -> list[str]:
-        return subprocess.run([*command, str(root), "k"], capture_output=True, text=True, check=True).stdout.split()
+    def enabled(*command: str, rank: int = 0) -> list[str]:
+        arguments = [*command, str(root), "k", str(rank)]
+        return subprocess.run(arguments, capture_output=True, text=True, check=True).stdout.split()
 
-    assert enabled(sys.executable, str(script)) == ["False", "0"]  # locked by this process: compiles uncached
+    assert enabled(sys.executable, str(script)) == ["False", "0"]  # rank 0's lock held here: compiles uncached
+    assert enabled(sys.executable, str(script), rank=1) == ["True", "1"]  # another rank of the pod: its own graphs
     held.close()
     assert enabled(sys.executable, "-c", script.read_text()) == ["False", "0"]  # no entry script to hash
     assert enabled(sys.executable, str(script)) == ["True", "1"]
@@ -90,9 +103,11 @@ def test_a_repeated_run_starts_warm_and_another_class_count_gets_its_own_graphs(
     cold = JobProcess(environment(hub_and_data, str(tmp_path / "one"), FT_COMPILE_CACHE_DIR=str(cache)))
     assert _start(cold)["compile_cache"] == "cold"
     assert cold.finish() == 0, cold.stderr[-2000:]
-    warm = JobProcess(environment(hub_and_data, str(tmp_path / "two"), FT_COMPILE_CACHE_DIR=str(cache)))
+    # GLOG_v=2: MindSpore's warnings, among them its word that it loaded a cached graph
+    warm = JobProcess(environment(hub_and_data, str(tmp_path / "two"), FT_COMPILE_CACHE_DIR=str(cache), GLOG_v="2"))
     assert _start(warm)["compile_cache"] == "warm"
     assert warm.finish() == 0, warm.stderr[-2000:]
+    assert USED_CACHE in warm.stderr
     assert_same_training(metrics_of(str(tmp_path / "two"))["history"], metrics_of(str(tmp_path / "one"))["history"])
 
     _, (train, evaluation) = hub_and_data  # two of the three classes: other head and optimizer shapes
@@ -124,7 +139,9 @@ def test_a_resumed_pod_starts_with_the_graphs_its_checkpoint_carries(hub_and_dat
     assert _start(second)["compile_cache"] == "warm"
     assert second.finish() == 0, second.stderr[-2000:]
     assert_same_training(metrics_of(output)["history"], uninterrupted.metrics["history"])
-    assert any(Path(tmp_path / "pod-2").rglob("compile_cache_0.mindir"))
+    (compiled,) = (tmp_path / "pod-1").rglob("compile_cache_0.mindir")
+    (unpacked,) = (tmp_path / "pod-2").rglob("compile_cache_0.mindir")
+    assert unpacked.stat().st_mtime == compiled.stat().st_mtime  # pod 1's graph, not compiled again
 
 
 @pytest.mark.slow

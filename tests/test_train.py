@@ -11,7 +11,7 @@ import numpy as np
 from job.config import load_settings
 from job.feeds import HostFeed
 from job.models.googlenet import googlenet
-from job.train import Trainer, _train_step, build_optimizer, fine_tune_network
+from job.train import Trainer, _train_step, build_optimizer, fine_tune_network, write_checkpoint
 
 pytestmark = pytest.mark.slow  # trains with MindSpore or runs a heavy tool: not in make test-fast
 
@@ -231,8 +231,33 @@ def test_prediction_pads_the_last_batch_and_gives_each_row_its_own_logits():
     rng = np.random.default_rng(11)
     rows = FeatureSet(rng.standard_normal((10, 6)).astype(np.float32), rng.integers(0, 3, 10).astype(np.int32))
     network = nn.SequentialCell([nn.Dense(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dense(8, 3)])
-    logits, labels = predict(network, rows.dataset(training=False, batch_size=4))  # batches of 4, 4 and 2
+    shapes = []
+
+    class Recorded:
+        def set_train(self, mode: bool) -> None:
+            network.set_train(mode)
+
+        def __call__(self, images):
+            shapes.append(tuple(images.shape))
+            return network(images)
+
+    logits, labels = predict(Recorded(), rows.dataset(training=False, batch_size=4))  # batches of 4, 4 and 2
+    assert shapes == [(4, 6)] * 3  # one input shape: one compiled graph
     network.set_train(False)
     one_by_one = np.concatenate([network(ms.Tensor(rows.features[i : i + 1])).asnumpy() for i in range(10)])
     assert logits.shape == (10, 3) and labels.tolist() == rows.labels.tolist()
     np.testing.assert_allclose(logits, one_by_one, rtol=1e-5, atol=1e-6)
+
+
+def test_a_snapshot_keeps_the_state_it_was_taken_at(tmp_path):
+    trainer = _features_trainer(log_every=4)
+    snapshot = trainer.snapshot()
+    before = {entry["name"]: entry["data"].asnumpy().copy() for entry in snapshot}
+    features = ms.Tensor(np.ones((4, 1024), dtype=np.float32))
+    trainer.active_step(features, ms.Tensor(np.array([0, 1, 2, 0], dtype=np.int32)))  # moves weights, step counter
+    write_checkpoint(snapshot, tmp_path / "state.ckpt")
+    written = ms.load_checkpoint(str(tmp_path / "state.ckpt"))
+    assert set(written) == {parameter.name for parameter in trainer.step.get_parameters()}
+    changed = [name for name, value in before.items() if not np.array_equal(written[name].asnumpy(), value)]
+    assert changed == []
+    assert trainer.global_step == 1 and int(written["global_step"].asnumpy().reshape(-1)[0]) == 0

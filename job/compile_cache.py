@@ -120,6 +120,19 @@ def _try_lock(path: Path) -> IO | None:
     return handle
 
 
+def _extract_files(tar: tarfile.TarFile, target: Path) -> None:
+    """Only regular files and directories, only under `target` (tarfile's "data" filter, which Python before
+    3.11.4 lacks, does more; the archive is this job's own, checked by its sha256 before)."""
+    for member in tar.getmembers():
+        parts = Path(member.name).parts
+        if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in parts:
+            raise tarfile.TarError(f"{member.name!r} is not a file of a compile cache")
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(target, filter="data")
+    else:
+        tar.extractall(target)
+
+
 class CompileCache:
     """One configuration's cache directory, in use by this process from `enable()` on."""
 
@@ -188,12 +201,13 @@ class CompileCache:
         return self.directory.is_dir() and any(path.is_file() for path in self.directory.rglob("*"))
 
     def unpack(self, archive: Path) -> bool:
-        """Fill an empty directory from a committed archive (already verified by its sha256); True if used."""
+        """Fill an empty directory from a committed archive (already verified by its sha256); True if used.
+        Raises tarfile.TarError for an archive that is not one."""
         if self._holds_graphs():
             return False
         self.directory.mkdir(parents=True, exist_ok=True)
         with tarfile.open(archive) as tar:
-            tar.extractall(self.directory, filter="data")  # no absolute paths, links out or device files
+            _extract_files(tar, self.directory)
         self.warm = self._holds_graphs()
         return self.warm
 

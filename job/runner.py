@@ -6,6 +6,7 @@ import json
 import math
 import shutil
 import signal
+import tarfile
 import tempfile
 import threading
 import time
@@ -22,7 +23,7 @@ from mindspore import nn
 from job import data, features, feeds, hub, run_record
 from job.compile_cache import ARCHIVE, CompileCache, configuration_key, disable as compile_uncached
 from job.distributed import Topology, device_index, join
-from job.checkpoints import CheckpointLog, best_epoch, new_attempt_id
+from job.checkpoints import CheckpointLog, Restored, best_epoch, new_attempt_id
 from job.committer import BackgroundCommitter, PendingCommit
 from contract.settings import Settings
 from job.data_source import materialize
@@ -139,17 +140,26 @@ class Run:
         if restored is None:
             return []
         trainer.restore(restored.files[STATE_FILE])
-        cache = self.compile_cache
-        if (
-            cache is not None
-            and ARCHIVE in restored.files
-            and restored.manifest.state.get("compile_cache_key") == cache.key
-            and cache.unpack(restored.files[ARCHIVE])
-        ):
-            self.progress.emit("compile_cache_restored", epoch=restored.manifest.epoch, key=cache.key)
+        self._unpack_compile_cache(restored)
         shutil.rmtree(restored.files[STATE_FILE].parent, ignore_errors=True)
         self.progress.emit("resumed", epoch=restored.manifest.epoch, attempt=restored.manifest.attempt)
         return list(restored.manifest.state["history"])
+
+    def _unpack_compile_cache(self, restored: Restored) -> None:
+        """The graphs the restored checkpoint carries, when they are this configuration's and none are here; an
+        archive that cannot be unpacked only costs the compilation."""
+        cache = self.compile_cache
+        if cache is None or ARCHIVE not in restored.files:
+            return
+        if restored.manifest.state.get("compile_cache_key") != cache.key:
+            return
+        try:
+            unpacked = cache.unpack(restored.files[ARCHIVE])
+        except (tarfile.TarError, OSError) as exc:
+            self.progress.emit("compile_cache_unusable", epoch=restored.manifest.epoch, problem=str(exc))
+            return
+        if unpacked:
+            self.progress.emit("compile_cache_restored", epoch=restored.manifest.epoch, key=cache.key)
 
     def _prepare(
         self, trainer: Trainer, network: nn.Cell, folders, classes: list[str], done: int, stop: Callable[[], None]

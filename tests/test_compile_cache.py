@@ -156,3 +156,31 @@ def test_a_resume_with_only_the_evaluation_left_compiles_without_the_cache(hub_a
     assert _start(second)["compile_cache"] == "off"
     assert second.finish() == 0, second.stderr[-2000:]
     assert metrics_of(output)["summary"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("filtered", [True, False], ids=["data filter", "python before 3.11.4"])
+def test_unpacking_takes_only_files_under_the_directory(tmp_path, monkeypatch, filtered):
+    import io
+    import tarfile
+
+    if not filtered:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    good = tmp_path / "good.tar"
+    with tarfile.open(good, "w") as tar:
+        content = b"graph"
+        member = tarfile.TarInfo("rank_0/graph_cache/compile_cache_0.mindir")
+        member.size = len(content)
+        tar.addfile(member, io.BytesIO(content))
+    cache = CompileCache(tmp_path / "compile", "k")
+    assert cache.unpack(good)
+    assert (cache.directory / "rank_0/graph_cache/compile_cache_0.mindir").read_bytes() == b"graph"
+    for name, kind in (("../outside", tarfile.REGTYPE), ("/etc/outside", tarfile.REGTYPE), ("link", tarfile.SYMTYPE)):
+        bad = tmp_path / "bad.tar"
+        with tarfile.open(bad, "w") as tar:
+            member = tarfile.TarInfo(name)
+            member.type = kind
+            member.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
+            tar.addfile(member, io.BytesIO(b""))
+        with pytest.raises(tarfile.TarError, match="not a file of a compile cache"):
+            CompileCache(tmp_path / f"other-{len(name)}", "k").unpack(bad)
+    assert not (tmp_path / "outside").exists()

@@ -216,9 +216,10 @@ class CompileCache:
         the directory changed since the last call; an archive once written is never rewritten, so one being
         uploaded stays as it was hashed."""
         listing = sorted(
-            (str(path.relative_to(self.directory)), path.stat().st_size, path.stat().st_mtime_ns)
+            (str(path.relative_to(self.directory)), status.st_size, status.st_mtime_ns)
             for path in self.directory.rglob("*")
             if path.is_file()
+            for status in (path.stat(),)
         )
         if not listing:
             return None

@@ -167,7 +167,7 @@ def _train_step(network: nn.Cell, optimizer: nn.Optimizer, settings: Settings, w
 
 
 def write_checkpoint(snapshot: list[dict], path: Path) -> None:
-    """A Trainer.snapshot as the checkpoint file Trainer.save writes."""
+    """A Trainer.snapshot as a checkpoint file (what Trainer.restore loads)."""
     path.parent.mkdir(exist_ok=True)  # not its parents: a write after the run's scratch is gone fails
     ms.save_checkpoint(snapshot, str(path))
 
@@ -208,13 +208,10 @@ class Trainer:
     def global_step(self) -> int:
         return int(self.optimizer.global_step.asnumpy().reshape(-1)[0])
 
-    def save(self, path: Path) -> None:
-        """Network and optimizer state (momentum, step counter, hence the learning-rate position)."""
-        write_checkpoint(self.snapshot(), path)
-
     def snapshot(self) -> list[dict]:
-        """Host copies of what `save` writes (the only part of saving that needs the device); written to a file
-        by write_checkpoint, on any thread, while training goes on (ms.Tensor copies the array)."""
+        """Host copies of the network and optimizer state (momentum, step counter, hence the learning-rate
+        position): the only part of saving that needs the device. write_checkpoint writes it to a file, on any
+        thread, while training goes on (ms.Tensor copies the array)."""
         return [{"name": p.name, "data": ms.Tensor(p.asnumpy())} for p in self.step.get_parameters()]
 
     def restore(self, path: Path) -> None:

@@ -64,7 +64,7 @@ def test_a_step_on_features_trains_the_saved_head_and_keeps_the_schedule(tmp_pat
     loss, correct = trainer.active_step(features, ms.Tensor(np.array([0, 1, 2, 0], dtype=np.int32)))
     assert np.isfinite(loss.asnumpy()) and 0 <= correct.asnumpy() <= 4
     assert trainer.global_step == 1  # the optimizer's counter, hence the learning-rate position, moved
-    trainer.save(tmp_path / "state.ckpt")
+    write_checkpoint(trainer.snapshot(), tmp_path / "state.ckpt")
     state = ms.load_checkpoint(str(tmp_path / "state.ckpt"))
     assert set(state) == saved  # the whole network's training state, as without features
     assert int(state["global_step"].asnumpy()[0]) == 1 and state["moments.classifier.weight"].asnumpy().any()

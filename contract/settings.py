@@ -33,6 +33,11 @@ class Checksums(str, Enum):
     WHEN_REQUIRED = "when_required"
 
 
+class EarlyStopMetric(str, Enum):
+    TOP1 = "top1"
+    LOSS = "loss"
+
+
 class AmpLevel(str, Enum):
     O0 = "O0"
     O1 = "O1"
@@ -178,6 +183,39 @@ class Settings(BaseSettings):
     eval_every: int = Field(
         1, ge=0, description="Evaluate every N epochs (used to pick `best`); 0 evaluates only after the last epoch."
     )
+    early_stop_patience: int = Field(
+        0,
+        ge=0,
+        description="Stop after this many evaluations in a row without improvement of FT_EARLY_STOP_METRIC "
+        "(counted in evaluations, so FT_EVAL_EVERY spaces them); 0 never stops early. The learning-rate "
+        "schedule stays the one of FT_EPOCHS.",
+    )
+    early_stop_metric: EarlyStopMetric = Field(
+        EarlyStopMetric.TOP1,
+        description="What early stopping watches: top1 (eval top-1, higher is better) or loss "
+        "(eval cross-entropy, lower is better).",
+    )
+    early_stop_min_delta: float = Field(
+        0.0, ge=0, description="The least change of FT_EARLY_STOP_METRIC that counts as an improvement."
+    )
+    tensorboard: bool = Field(
+        True,
+        description="Write TensorBoard event files (per progress window and epoch: loss, accuracy, lr, images/s, "
+        "eval top-1/top-5/loss; the confusion matrix as an image) to results/<attempt>/tensorboard/.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        pattern=r"^https?://[^/@\s]+(/\S*)?$",
+        description="MLflow tracking server (http:// or https://) to log params, per-epoch metrics and the result "
+        "files to; a server that is down is retried in the background and never stops the training.",
+    )
+    mlflow_experiment: str = Field("mindspore-finetune", min_length=1, description="MLflow experiment name.")
+    mlflow_run_name: str | None = Field(
+        None, description="MLflow run name; unset: the last part of FT_OUTPUT. A resumed run logs to the same run."
+    )
+    mlflow_flush_timeout_seconds: float = Field(
+        60, ge=0, description="At the end, how long to wait for MLflow logging still queued (a server that is down)."
+    )
     export_mindir: bool = Field(True, description="Export the fine-tuned network with softmax as MINDIR.")
     keep_checkpoints: int = Field(
         3, ge=0, description="Committed epochs to keep (the newest N, plus the best); 0 keeps all."
@@ -242,6 +280,11 @@ class Settings(BaseSettings):
             problems.append(
                 f"FT_BATCH_SIZE ({self.batch_size}) must be a multiple of the {self.world_size} "
                 f"training processes (FT_WORKERS x FT_DEVICES_PER_WORKER)"
+            )
+        if self.early_stop_patience and not self.eval_every:
+            problems.append(
+                f"FT_EARLY_STOP_PATIENCE={self.early_stop_patience} counts evaluations, but FT_EVAL_EVERY=0 "
+                f"evaluates only after the last epoch; set FT_EVAL_EVERY to 1 (or N)"
             )
         if self.workers > 1 and not self.worker_service:
             problems.append(

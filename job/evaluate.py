@@ -26,9 +26,17 @@ def predict(network, dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(logits), np.concatenate(labels)
 
 
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The mean negative log-likelihood of the true labels under softmax(logits), computed stably."""
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-log_probabilities[np.arange(len(labels)), labels].mean())
+
+
 def classification_metrics(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
-    """Top-1 and top-5 accuracy (top-5 covers every class when there are fewer than 5), per-class accuracy
-    (None for classes absent from the set) and the confusion matrix (rows: true, columns: predicted)."""
+    """Top-1 and top-5 accuracy (top-5 covers every class when there are fewer than 5), the mean cross-entropy,
+    per-class accuracy (None for classes absent from the set) and the confusion matrix (rows: true, columns:
+    predicted)."""
     k = min(5, len(classes))
     ranked = np.argsort(-logits, axis=1)
     predicted = ranked[:, 0]
@@ -39,6 +47,7 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, classes: list
     return {
         "top1": float(np.mean(predicted == labels)),
         "top5": float(np.mean((ranked[:, :k] == labels[:, None]).any(axis=1))),
+        "loss": cross_entropy(logits, labels),
         "images": int(len(labels)),
         "per_class_accuracy": per_class,
         "confusion_matrix": confusion.tolist(),

@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 
@@ -25,6 +26,7 @@ class Progress:
         self.tags = tags or {}
         self.only = only
         self._lock = threading.Lock()  # the committer thread reports too: whole lines only
+        self._listeners: list[Callable[[dict], None]] = []
         self.display = None
         if not self.as_json:
             from contract.display import LiveDisplay  # rich, only for a terminal
@@ -41,6 +43,11 @@ class Progress:
             None if rank == 0 else frozenset({"start", "replica_done"}),
         )
 
+    def listen(self, listener: Callable[[dict], None]) -> None:
+        """Pass every event written from now on to `listener` too (after writing it, outside the lock, so a
+        listener may emit events itself)."""
+        self._listeners.append(listener)
+
     def emit(self, event: str, **fields) -> None:
         if self.only is not None and event not in self.only:
             return
@@ -48,9 +55,11 @@ class Progress:
         with self._lock:
             if self.display is not None:
                 self.display.event(item)
-                return
-            self.stream.write(json.dumps(item) + "\n")
-            self.stream.flush()
+            else:
+                self.stream.write(json.dumps(item) + "\n")
+                self.stream.flush()
+        for listener in self._listeners:
+            listener(item)
 
     def __enter__(self) -> Progress:
         return self

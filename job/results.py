@@ -76,8 +76,17 @@ class ResultWriter:
         self.local(label, name).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         self.upload(label)
 
-    def commit(self, metrics: dict) -> None:
-        """Wait for every upload, then write metrics.json (conditionally: never over another run's)."""
+    def local_files(self) -> dict[str, Path]:
+        """The result files written here: label -> local path (not `best_checkpoint`, a key in the store)."""
+        return {
+            label: self.staging / key[len(self.prefix) :]
+            for label, key in self.artefacts.items()
+            if key.startswith(self.prefix)
+        }
+
+    def commit(self, metrics: dict) -> dict:
+        """Wait for every upload, then write metrics.json (conditionally: never over another run's); the
+        document written."""
         try:
             for upload in self._uploads:
                 upload.result()
@@ -89,6 +98,7 @@ class ResultWriter:
                 f"{self.store.uri}/{METRICS_KEY} was written by another run in the meantime; this "
                 f"run's results stay under {self.prefix} and are not committed"
             )
+        return document
 
     def abandon(self) -> None:
         self._stopped.set()

@@ -29,6 +29,9 @@ RESUME_FIELDS = (
     "crop_min_scale",
     "amp_level",
     "seed",
+    "early_stop_patience",
+    "early_stop_metric",
+    "early_stop_min_delta",
 )
 
 

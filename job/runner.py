@@ -27,6 +27,7 @@ from job.checkpoints import CheckpointLog, Restored, best_epoch, new_attempt_id
 from job.committer import BackgroundCommitter, PendingCommit
 from contract.settings import Settings
 from job.data_source import materialize
+from job.early_stop import Patience, observe
 from job.device import configure
 from job.errors import Terminated, Unavailable
 from job.preflight import check_directories, hub_descriptor, with_image_size
@@ -39,6 +40,8 @@ from job.report import plot_confusion_matrix, plot_training_curves
 from job.results import ResultWriter, collect_abandoned
 from job.storage import Store, StorageOptions, open_store
 from job.train import EpochRecord, Trainer, fine_tune_network, write_checkpoint
+from job.tracking.session import TENSORBOARD_DIR, Tracking
+from job.tracking.tensorboard import restore_event_files
 
 STATE_FILE = "train_state.ckpt"
 CLASSES_FILE = "classes.json"  # committed next to every checkpoint, so each is usable on its own
@@ -115,6 +118,25 @@ class Run:
         self.topology = topology
         self.attempt = new_attempt_id()
         self.log = CheckpointLog(store, self.attempt)
+        self.patience = Patience()
+        self.tracking: Tracking | None = None
+
+    def open_tracking(self, steps_per_epoch: int, epochs_done: int) -> Tracking:
+        """Rank 0's trackers, once resumed: TensorBoard then purges what a killed attempt wrote past epoch
+        `epochs_done`."""
+        self.tracking = Tracking(
+            self.settings, self.progress, self.store.uri, self.scratch, steps_per_epoch, epochs_done, self.attempt
+        )
+        return self.tracking
+
+    @property
+    def watches_patience(self) -> bool:
+        """Whether early stopping can end this run (every rank decides the same from the settings)."""
+        return self.settings.early_stop_patience > 0
+
+    def agree_to_stop(self, stopped: bool) -> bool:
+        """Rank 0's early-stopping decision, on every rank (a broadcast only when early stopping is on)."""
+        return bool(self.topology.broadcast_int(int(stopped))) if self.watches_patience else False
 
     def resume(self, trainer: Trainer) -> list[dict]:
         """Restore the newest verified committed epoch, if any; returns the history up to it.
@@ -123,6 +145,8 @@ class Run:
         placeholder of the right length (only rank 0 reports and commits)."""
         history = self._restore(trainer) if self.topology.is_primary else []
         completed = self.topology.broadcast_int(len(history))
+        if self.agree_to_stop(self.patience.stopped):  # stopped early before this attempt: no epoch is left
+            completed = self.settings.epochs
         if completed >= self.settings.epochs and self.compile_cache is not None:
             self.compile_cache.stop()  # only the evaluation is left: its graphs would not come in cached order
         self.topology.broadcast_parameters(trainer.step)  # the freshly initialised head differs per rank
@@ -140,7 +164,9 @@ class Run:
         if restored is None:
             return []
         trainer.restore(restored.files[STATE_FILE])
+        self.patience = Patience.from_state(restored.manifest.state.get("early_stop"))
         self._unpack_compile_cache(restored)
+        restore_event_files(restored.files, self.scratch / TENSORBOARD_DIR)
         shutil.rmtree(restored.files[STATE_FILE].parent, ignore_errors=True)
         self.progress.emit("resumed", epoch=restored.manifest.epoch, attempt=restored.manifest.attempt)
         return list(restored.manifest.state["history"])
@@ -207,6 +233,10 @@ class Run:
         feed = feeds.for_device(settings.device_target, epoch_set, done + 1, settings.batch_size, topology.size)
         return feed, evaluated, eval_set
 
+    def _epochs_done(self, history: list[dict]) -> int:
+        """Epochs already trained, or all of them once early stopping ended the run."""
+        return self.settings.epochs if self.patience.stopped else len(history)
+
     def _epochs(
         self, trainer: Trainer, network: nn.Cell, feed: Feed, done: int, stop: Callable[[], None]
     ) -> Iterator[EpochRecord]:
@@ -226,9 +256,11 @@ class Run:
         def stop() -> None:
             return None
 
-        feed, _, _ = self._prepare(trainer, network, folders, classes, len(history), stop)
-        for _ in self._epochs(trainer, network, feed, len(history), stop):
-            pass
+        done = self._epochs_done(history)
+        feed, _, _ = self._prepare(trainer, network, folders, classes, done, stop)
+        for _ in self._epochs(trainer, network, feed, done, stop):
+            if self.agree_to_stop(False):
+                break
         summary = {"rank": self.topology.rank, "parameters_sha256": self.topology.check_identical(network)}
         self.progress.emit("replica_done", **summary)
         return summary
@@ -253,19 +285,30 @@ class Run:
             if stop_requested.is_set():
                 raise Terminated("stopped by SIGTERM; the next attempt resumes from the last committed epoch")
 
-        feed, evaluated, eval_set = self._prepare(trainer, network, folders, classes, len(history), stop)
+        done = self._epochs_done(history)
+        feed, evaluated, eval_set = self._prepare(trainer, network, folders, classes, done, stop)
         final: dict = {}
-        for record in self._epochs(trainer, network, feed, len(history), stop):
+        for record in self._epochs(trainer, network, feed, done, stop):
             if _is_eval_epoch(record.epoch, settings):
                 final = classification_metrics(*predict(evaluated, eval_set), classes)
-                record.eval = {"top1": final["top1"], "top5": final["top5"]}
+                record.eval = {key: final[key] for key in ("top1", "top5", "loss")}
+                self.patience = observe(self.patience, record.epoch, record.eval, settings)
             history.append(asdict(record))
             self.progress.emit("epoch", **history[-1])
+            if self.patience.stopped:
+                self.progress.emit("early_stop", epoch=record.epoch, reason=self.patience.reason)
             folder = self.scratch / f"epoch-{record.epoch:06d}"
             folder.mkdir(parents=True)
             (folder / CLASSES_FILE).write_text(json.dumps(classes), encoding="utf-8")
             files = {STATE_FILE: folder / STATE_FILE, CLASSES_FILE: folder / CLASSES_FILE}
-            state = {"history": list(history), "eval_top1": record.eval.get("top1"), "classes": classes}
+            if self.tracking is not None:  # the event files so far travel with the epoch, as its history does
+                files.update(self.tracking.event_files(folder))
+            state = {
+                "history": list(history),
+                "eval_top1": record.eval.get("top1"),
+                "classes": classes,
+                "early_stop": self.patience.as_state(),
+            }
             cache = self.compile_cache
             archive = cache.pack(self.scratch) if cache is not None else None
             if cache is not None and archive is not None:  # a resumed pod starts with this run's compiled graphs
@@ -274,6 +317,8 @@ class Run:
             snapshot = trainer.snapshot()  # the file is written by the committer while the next epoch trains
             write = partial(write_checkpoint, snapshot, folder / STATE_FILE)
             committer.submit(PendingCommit(record.epoch, files, state, folder, write))
+            if self.agree_to_stop(self.patience.stopped):
+                break
         return final or classification_metrics(*predict(evaluated, eval_set), classes)
 
     def flush(self, committer: BackgroundCommitter, stop_requested: threading.Event) -> None:
@@ -309,10 +354,13 @@ class Run:
         writer.add_json("classes", "classes.json", classes)
         plot_training_curves(history, writer.local("training_curves", "plots/training_curves.png"))
         writer.upload("training_curves")
-        plot_confusion_matrix(
-            final["confusion_matrix"], classes, writer.local("confusion_matrix", "plots/confusion_matrix.png")
-        )
+        confusion_png = writer.local("confusion_matrix", "plots/confusion_matrix.png")
+        plot_confusion_matrix(final["confusion_matrix"], classes, confusion_png)
         writer.upload("confusion_matrix")
+        if self.tracking is not None:
+            for name in self.tracking.final_event_files(confusion_png, writer.staging):
+                writer.local(name, name)
+                writer.upload(name)
         if self.settings.export_mindir:
             export_mindir(network, self.image_size, writer.local("mindir", "model.mindir"))
             writer.upload("mindir")
@@ -330,19 +378,24 @@ class Run:
             "top5": final["top5"],
             "best_top1": best["eval"]["top1"],
             "best_epoch": best["epoch"],
-            "epochs": settings.epochs,
+            "epochs": len(history),
             "seconds": round(time.perf_counter() - started, 1),
             "metrics": f"{self.store.uri}/{run_record.METRICS_KEY}",
         }
-        writer.commit(
+        document = writer.commit(
             {
                 "summary": summary,
                 "final": final,
                 "history": history,
+                "early_stop": {**self.patience.as_state(), "patience": settings.early_stop_patience},
                 "classes": classes,
                 "settings": settings.model_dump(mode="json"),
             }
         )
+        if self.tracking is not None:
+            metrics_copy = writer.staging / run_record.METRICS_KEY
+            metrics_copy.write_text(json.dumps(document, indent=2), encoding="utf-8")
+            self.tracking.results(summary, {**writer.local_files(), "metrics": metrics_copy})
         return summary
 
 
@@ -430,6 +483,7 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
         if not topology.is_primary:
             return current.replicate(trainer, network, folders, classes, history)
         committer = cleanup.enter_context(BackgroundCommitter(current.log, progress, settings.keep_checkpoints))
+        cleanup.enter_context(current.open_tracking(trainer.steps_per_epoch, len(history)))
         try:
             final = current.train(trainer, network, folders, classes, history, committer, stop_requested)
             digest = topology.check_identical(network)

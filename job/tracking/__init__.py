@@ -1,0 +1,1 @@
+"""Experiment tracking: TensorBoard event files and MLflow runs fed from the job's progress events."""

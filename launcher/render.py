@@ -254,8 +254,9 @@ def worker_service(spec: JobSpec) -> dict:
 
 def endpoint_ports(spec: JobSpec) -> list[int]:
     """TCP ports of the places the job reaches over the network: the S3 endpoint, the hub mirror, a descriptor
-    URL, and any the spec adds."""
+    URL, the MLflow tracking server, and any the spec adds."""
     urls = [spec.storage.endpoint or AWS_ENDPOINT, spec.settings.hub_mirror or PUBLIC_HUB, spec.model]
+    urls += [spec.settings.mlflow_tracking_uri or ""]
     ports = set(spec.network_policy.extra_egress_ports)
     for url in urls:
         parts = urlsplit(url)

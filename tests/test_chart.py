@@ -174,6 +174,7 @@ PARITY_CASES = {
             "term_grace_seconds": 120,
             "freeze_backbone": True,
             "hub_mirror": "http://hub.internal:8080/mirror",
+            "mlflow_tracking_uri": "http://mlflow.tracking:5000",
             "amp_level": "O2",
             "device_target": "GPU",
             "batch_size": 48,
@@ -263,7 +264,7 @@ def test_the_parity_cases_reach_what_they_are_for():
     )
     assert pod["terminationGracePeriodSeconds"] == 135 and pod["automountServiceAccountToken"] is True
     ports = everything["NetworkPolicy"]["spec"]["egress"][1]["ports"]
-    assert [port["port"] for port in ports] == [80, 8080, 8443, 9000]
+    assert [port["port"] for port in ports] == [80, 5000, 8080, 8443, 9000]
     implied = _comparable(manifests(_spec_for(PARITY_CASES["implied-ascend-no-policy"])))
     assert "NetworkPolicy" not in implied
     implied_pod = implied["Job"]["spec"]["template"]["spec"]

@@ -19,7 +19,7 @@ PLATEAU = {"FT_EPOCHS": "6", "FT_EARLY_STOP_PATIENCE": "2", "FT_EARLY_STOP_MIN_D
 
 
 def _settings(**values) -> Settings:
-    return Settings(**REQUIRED, **values)
+    return Settings.model_validate({**REQUIRED, **values})
 
 
 def _run(values: list[float], **settings) -> Patience:

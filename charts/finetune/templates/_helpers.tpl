@@ -283,14 +283,16 @@ template:
       {{- include "finetune.credentialsVolume" . | nindent 6 }}
 {{- end -}}
 
-{{/* TCP ports of the places the job reaches: the S3 endpoint, the hub mirror, a descriptor URL, extra ones;
+{{/* TCP ports of the places the job reaches: the S3 endpoint, the hub mirror, a descriptor URL, the MLflow
+tracking server, extra ones;
 as a JSON list of zero-padded numbers in ascending order (Helm sorts text only). */}}
 {{- define "finetune.egressPorts" -}}
 {{- $ports := list -}}
 {{- range .Values.network_policy.extra_egress_ports }}{{ $ports = append $ports (printf "%05d" (int .)) }}{{ end -}}
 {{- include "finetune.checks" . -}}
 {{- $mirror := include "finetune.setting" (dict "root" . "name" "hub_mirror") | default (include "finetune.publicHub" .) -}}
-{{- range list (.Values.storage.endpoint | default (include "finetune.awsEndpoint" .)) $mirror .Values.model -}}
+{{- $mlflow := include "finetune.setting" (dict "root" . "name" "mlflow_tracking_uri") -}}
+{{- range list (.Values.storage.endpoint | default (include "finetune.awsEndpoint" .)) $mirror .Values.model $mlflow -}}
 {{- $url := urlParse . -}}
 {{- if has $url.scheme (list "http" "https") -}}
 {{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" -}}

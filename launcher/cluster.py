@@ -162,24 +162,34 @@ def observe(connection: Connection, name: str, job: dict | None = None) -> Repor
     return diagnose(job, pods, events, workloads, lines)
 
 
-def list_jobs(connection: Connection) -> list[Report]:
-    """The launcher's Jobs in the namespace, each with its phase from its pods (two requests in all)."""
+def find_jobs(connection: Connection, selector: str = MANAGED) -> list[dict]:
+    """The Jobs in the namespace with these labels (one request)."""
     from kubernetes import client
 
     listed = connection.call(
-        client.BatchV1Api(connection.api).list_namespaced_job, connection.namespace, label_selector=MANAGED
+        client.BatchV1Api(connection.api).list_namespaced_job, connection.namespace, label_selector=selector
     )
-    jobs = [connection.as_dict(item) for item in listed.items]
+    return [connection.as_dict(item) for item in listed.items]
+
+
+def job_reports(connection: Connection, selector: str = MANAGED) -> list[tuple[dict, Report]]:
+    """The Jobs with these labels, each with its phase from its pods (two requests in all)."""
+    jobs = find_jobs(connection, selector)
     pods: dict[str, list[dict]] = {}
-    for pod in job_pods(connection, MANAGED) if jobs else []:
+    for pod in job_pods(connection, selector) if jobs else []:
         pods.setdefault((pod["metadata"].get("labels") or {}).get("job-name", ""), []).append(pod)
     reports = []
     for job in jobs:
         job["metadata"].setdefault("namespace", connection.namespace)
         report = diagnose(job, pods.get(job["metadata"]["name"], []))
         report.created = job["metadata"].get("creationTimestamp")
-        reports.append(report)
+        reports.append((job, report))
     return reports
+
+
+def list_jobs(connection: Connection) -> list[Report]:
+    """The launcher's Jobs in the namespace, each with its phase from its pods (two requests in all)."""
+    return [report for _, report in job_reports(connection)]
 
 
 def cancel(connection: Connection, name: str) -> None:

@@ -109,18 +109,28 @@ def _read(output: str, endpoint: str | None, region: str | None) -> bytes:
         raise FileNotFoundError(key) from None
 
 
-def read_metrics(output: str, endpoint: str | None = None, region: str | None = None) -> dict:
-    """metrics.json of a run's output location, parsed."""
+def fetch_metrics(output: str, endpoint: str | None = None, region: str | None = None) -> dict | None:
+    """metrics.json of a run's output location, parsed; None when there is none (the run has not finished).
+    ApiRefused when it cannot be read."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         return json.loads(_read(output, endpoint, region))
     except FileNotFoundError:
-        raise BelowBar(
-            f"no metrics.json in {output}: the job did not commit results there, so its quality is unknown"
-        ) from None
+        return None
     except (BotoCoreError, ClientError, OSError, ValueError) as exc:
-        raise BelowBar(f"metrics.json in {output} cannot be read ({exc})") from exc
+        raise ApiRefused(f"metrics.json in {output} cannot be read ({exc})") from exc
+
+
+def read_metrics(output: str, endpoint: str | None = None, region: str | None = None) -> dict:
+    """metrics.json of a run's output location, parsed."""
+    try:
+        metrics = fetch_metrics(output, endpoint, region)
+    except ApiRefused as exc:
+        raise BelowBar(str(exc)) from exc.__cause__
+    if metrics is None:
+        raise BelowBar(f"no metrics.json in {output}: the job did not commit results there, so its quality is unknown")
+    return metrics
 
 
 def check(spec: JobSpec, requirements: list[Requirement]) -> dict:

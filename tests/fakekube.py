@@ -14,6 +14,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -57,6 +58,8 @@ class FakeKube:
         self.network_policies: dict[tuple[str, str], dict] = {}
         self.version = 100
         self.requests: list[tuple[str, str]] = []
+        # Off by default (earlier tests list unlabelled Jobs); on, Job lists honour key=value label selectors.
+        self.select_jobs_by_label = False
         self.watch_sessions: list[list] = []  # each: list of ("event", type, job) | ("gone",) | ("drop",)
         self.log_sessions: list[list] = []  # each: list of bytes chunks, then "drop" or "end"
         self.lock = threading.Lock()
@@ -259,8 +262,11 @@ class FakeKube:
                 self._send(404, status_body(404, "NotFound", "the server could not find the requested resource"))
 
             def _jobs(self, namespace: str, query: dict) -> None:
-                selected = [job for (ns, _), job in fake.jobs.items() if ns == namespace]
+                selected = [job for (ns, _), job in list(fake.jobs.items()) if ns == namespace]  # a snapshot
                 field = query.get("fieldSelector", [""])[0]
+                wanted = dict(pair.split("=", 1) for pair in query.get("labelSelector", [""])[0].split(",") if pair)
+                if fake.select_jobs_by_label:
+                    selected = [j for j in selected if wanted.items() <= (j["metadata"].get("labels") or {}).items()]
                 if field.startswith("metadata.name="):
                     selected = [job for job in selected if job["metadata"]["name"] == field.split("=", 1)[1]]
                 if query.get("watch") not in (["true"], ["1"], ["True"]):
@@ -297,6 +303,48 @@ class FakeKube:
                 self._stream("application/json", items)
 
         return Handler
+
+
+class JobRunner:
+    """Plays the Job controller for the Jobs created on a FakeKube: each runs for `seconds`, then `on_finish(job)`
+    does the job's own work (writing its metrics.json, say) and it is marked Complete (Failed for the names in
+    `fail`, without on_finish); the names in `hold` keep running. Records the most Jobs unfinished at once."""
+
+    def __init__(self, fake: FakeKube, seconds: float, on_finish: Callable[[dict], None] = lambda job: None):
+        self.fake, self.seconds, self.on_finish = fake, seconds, on_finish
+        self.fail: set[str] = set()
+        self.hold: set[str] = set()
+        self.seen: dict[str, float] = {}
+        self.most_unfinished = 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> JobRunner:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(0.02):
+            with self.fake.lock:
+                unfinished = [job for job in self.fake.jobs.values() if not job["status"].get("conditions")]
+                self.most_unfinished = max(self.most_unfinished, len(unfinished))
+                for job in unfinished:
+                    name = job["metadata"]["name"]
+                    started = self.seen.setdefault(name, time.monotonic())
+                    if name not in self.hold and time.monotonic() - started >= self.seconds:
+                        self._finish(job)
+
+    def _finish(self, job: dict) -> None:
+        failed = job["metadata"]["name"] in self.fail
+        if not failed:
+            self.on_finish(job)
+        condition = {"type": "Failed" if failed else "Complete", "status": "True", "reason": "Test"}
+        job["status"] = {"conditions": [condition]}
+        job["metadata"]["resourceVersion"] = self.fake.next_version()
 
 
 def write_kubeconfig(path: Path, server: str, namespace: str = "ml") -> Path:

@@ -31,6 +31,7 @@ BENCHMARKS = {  # name -> (script, what the ratio compares)
     "storage": ("storage.py", "fine-tune to S3 (SeaweedFS on 127.0.0.1) vs to a local directory"),
     "scaling": ("scaling.py", "two msrun processes vs one, same global batch, same cores"),
     "launcher_start": ("launcher_start.py", "`launcher render` cold start vs bare `python -c pass`"),
+    "tracking": ("tracking.py", "training throughput with TensorBoard, and with TensorBoard + MLflow, vs untracked"),
     "sweep": (
         "sweep.py",
         "`launcher sweep`: --local gap between trials vs `run --local` start-up; API requests per trial vs submit",

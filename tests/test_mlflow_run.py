@@ -303,3 +303,32 @@ def test_step_metrics_are_dropped_when_the_backlog_is_full(monkeypatch) -> None:
 def test_importing_the_package_imports_no_mlflow() -> None:
     code = "import sys, job.tracking, job.tracking.mlflow_run; assert 'mlflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+@pytest.mark.slow
+def test_metrics_queued_within_the_interval_go_in_one_request(mlflow_server, monkeypatch) -> None:
+    """A progress window every few hundred milliseconds is not a request each: what waits is sent together (and
+    everything at once on close), in order."""
+    sent: list[int] = []
+    real_log_batch = MlflowClient.log_batch
+
+    def counted(self, run_id, metrics=(), params=(), tags=(), **kwargs):
+        if metrics:
+            sent.append(len(metrics))
+        return real_log_batch(self, run_id, metrics=metrics, params=params, tags=tags, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", counted)
+    monkeypatch.setattr("job.tracking.mlflow_run.METRICS_INTERVAL_SECONDS", 3600.0)
+    events = Events()
+    run = MlflowRun(mlflow_server.uri, "batched", "one", {}, {RESUME_TAG: "s3://b/batched"}, events.progress)
+    steps = range(1, 201)
+    for step in steps:
+        run.record(step_event(step))
+    run.record(epoch_event(1))
+    run.close(60)
+    client = MlflowClient(mlflow_server.uri)
+    assert run.run_id is not None and events.tracking() == []
+    assert history(client, run.run_id, "step_loss") == [(step, pytest.approx(2.0 / step)) for step in steps]
+    assert history(client, run.run_id, "eval_top1") == [(1, pytest.approx(0.81))]
+    # 400 step metrics and 7 of the epoch: the first event at once, the rest in batches of at most 1000
+    assert sum(sent) == 407 and len(sent) <= 3 and max(sent) <= 1000

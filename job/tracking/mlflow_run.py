@@ -1,13 +1,14 @@
 """An MLflow run fed from the job's progress events; logging never stalls or fails the training.
 
-The training thread only queues: every MLflow call runs on one background thread, in order. While the server is
-unreachable or answers 5xx (or 408/429) the thread retries the call at the head of the queue (0.5 s doubling up to
-`retry_seconds`) and the rest wait behind it: one `tracking_retry` event when calls start failing, one
+The training thread only queues: every MLflow call runs on one background thread, in order. Metrics queued within
+METRICS_INTERVAL_SECONDS of the last ones sent go together in one request (at once when closing). While the server
+is unreachable or answers 5xx (or 408/429) the thread retries the call at the head of the queue (0.5 s doubling up
+to `retry_seconds`) and the rest wait behind it: one `tracking_retry` event when calls start failing, one
 `tracking_resumed` when they get through again. A call the server rejects for good (another 4xx, a missing local
 file) is dropped with a `tracking_dropped` event. Step metrics are dropped once BACKLOG_LIMIT calls are queued
 (counted in `tracking_dropped`, `tracking_resumed` and `tracking_unsent`); epochs, params and artefacts are kept.
-Events are emitted on the background thread (and by `close`), never from `record`. `close` waits a bounded time
-for the backlog, then marks the run FINISHED or reports what was left with `tracking_unsent`.
+Events are emitted on the background thread (and by `close`), never from `record`. `close` waits a bounded time for
+the backlog, then marks the run FINISHED or reports what was left with `tracking_unsent`.
 
 A restarted job logs to the same run: the run is found by its RESUME_TAG tag (the job's output) in the experiment,
 and created only when none matches (the experiment is created, or restored when deleted, as needed).
@@ -64,6 +65,8 @@ NOT_METRICS = frozenset({"event", "time", "rank"})  # fields of a `done` event t
 LOGGED_EVENTS = frozenset({"epoch", "step", "done"})
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".svg"})
 TRANSIENT_STATUS = frozenset({408, 429})  # besides 5xx
+METRICS_INTERVAL_SECONDS = 5.0  # metrics queued meanwhile go together: one request per interval, not per event
+METRICS_PER_BATCH = 1000  # MLflow's limit of metrics in one log_batch request
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class _Call:
     what: str  # named in events
     send: Callable[[MlflowClient], None]
     droppable: bool = False  # step metrics: dropped when the backlog is full
+    event: dict | None = None  # a metrics call's event; consecutive ones are sent as one batch
+    received: float = 0.0  # when it was queued (the timestamp of an event without `time`)
 
 
 class MlflowRun:
@@ -103,6 +108,7 @@ class MlflowRun:
         self._stopped = threading.Event()
         self._failing = False
         self._dropped_steps = 0
+        self._metrics_sent = 0.0  # monotonic time of the last metrics batch
         self._reported_drops = 0
         os.environ.update(CLIENT_ENVIRONMENT)
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -118,7 +124,7 @@ class MlflowRun:
         event = item.get("event")
         if event in LOGGED_EVENTS:
             what = f"epoch {item.get('epoch')}" if event == "epoch" else f"{event} metrics"
-            self._put(_Call(what, partial(self._log_metrics, dict(item), time.time()), droppable=event == "step"))
+            self._put(_Call(what, _unbatched, droppable=event == "step", event=dict(item), received=time.time()))
 
     def log_artifacts(self, files: dict[str, Path]) -> None:
         """Queue result files (label -> local file, kept until `close`) for upload."""
@@ -158,6 +164,8 @@ class MlflowRun:
     def _run(self) -> None:
         client = self._client()
         while client is not None and (call := self._next()) is not None:
+            if call.event is not None and (call := self._batched()) is None:
+                continue
             if not self._deliver(client, call):
                 return
             with self._changed:
@@ -184,6 +192,36 @@ class MlflowRun:
         with self._changed:
             self._changed.wait_for(lambda: self._queue or self._stopped.is_set())
             return None if self._stopped.is_set() else self._queue[0]
+
+    def _batched(self) -> _Call | None:
+        """Once METRICS_INTERVAL_SECONDS passed since the last metrics were sent (at once when closing), the
+        metrics calls at the head of the queue as one call, which replaces them there; None when none was left
+        (all malformed)."""
+        with self._changed:
+            due = self._metrics_sent + METRICS_INTERVAL_SECONDS
+            self._changed.wait_for(lambda: self._closed or self._stopped.is_set(), max(due - time.monotonic(), 0))
+            merged: list[_Call] = []
+            metrics: list[tuple[str, float, int, int]] = []
+            while self._queue and self._queue[0].event is not None:
+                call = self._queue.popleft()
+                assert call.event is not None  # the loop's condition
+                try:
+                    more = _metrics(call.event, call.received)
+                except (KeyError, TypeError, ValueError) as exc:  # a malformed event: only it is lost
+                    self._report("tracking_dropped", what=call.what, problem=_describe(exc))
+                    continue
+                if merged and len(metrics) + len(more) > METRICS_PER_BATCH:
+                    self._queue.appendleft(call)  # the next batch's first
+                    break
+                merged.append(call)
+                metrics += more
+            if not merged:
+                return None
+            what = merged[0].what if len(merged) == 1 else f"{merged[0].what} to {merged[-1].what}"
+            batch = _Call(what, partial(self._log_metrics, metrics))
+            self._queue.appendleft(batch)
+            self._metrics_sent = time.monotonic()
+            return batch
 
     def _deliver(self, client: MlflowClient, call: _Call) -> bool:
         """Send `call`, retrying while the server is away; False when stopped first."""
@@ -280,10 +318,10 @@ class MlflowRun:
         ]
         client.log_batch(self._current_run(), params=fresh)
 
-    def _log_metrics(self, item: dict, received: float, client: MlflowClient) -> None:
+    def _log_metrics(self, metrics: list[tuple[str, float, int, int]], client: MlflowClient) -> None:
         from mlflow.entities import Metric
 
-        client.log_batch(self._current_run(), metrics=[Metric(*metric) for metric in _metrics(item, received)])
+        client.log_batch(self._current_run(), metrics=[Metric(*metric) for metric in metrics])
 
     def _log_artifact(self, path: Path, directory: str | None, client: MlflowClient) -> None:
         client.log_artifact(self._current_run(), str(path), artifact_path=directory)
@@ -294,6 +332,11 @@ class MlflowRun:
     def _current_run(self) -> str:
         assert self.run_id is not None  # every other call waits behind the run's setup
         return self.run_id
+
+
+def _unbatched(client: MlflowClient) -> None:
+    """A metrics call is only ever sent merged into a batch (MlflowRun._batched)."""
+    raise AssertionError("metrics are sent in batches")
 
 
 def _metrics(item: dict, received: float) -> list[tuple[str, float, int, int]]:

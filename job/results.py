@@ -84,21 +84,22 @@ class ResultWriter:
             if key.startswith(self.prefix)
         }
 
-    def commit(self, metrics: dict) -> dict:
-        """Wait for every upload, then write metrics.json (conditionally: never over another run's); the
-        document written."""
+    def commit(self, metrics: dict) -> Path:
+        """Wait for every upload, then write metrics.json (conditionally: never over another run's); a local
+        copy of what was written."""
         try:
             for upload in self._uploads:
                 upload.result()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        document = {**metrics, "artefacts": self.artefacts}
-        if not self.store.put_bytes_if_absent(METRICS_KEY, json.dumps(document, indent=2).encode()):
+        copy = self.staging / METRICS_KEY
+        copy.write_text(json.dumps({**metrics, "artefacts": self.artefacts}, indent=2), encoding="utf-8")
+        if not self.store.put_bytes_if_absent(METRICS_KEY, copy.read_bytes()):
             raise Conflict(
                 f"{self.store.uri}/{METRICS_KEY} was written by another run in the meantime; this "
                 f"run's results stay under {self.prefix} and are not committed"
             )
-        return document
+        return copy
 
     def abandon(self) -> None:
         self._stopped.set()

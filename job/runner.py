@@ -40,8 +40,8 @@ from job.report import plot_confusion_matrix, plot_training_curves
 from job.results import ResultWriter, collect_abandoned
 from job.storage import Store, StorageOptions, open_store
 from job.train import EpochRecord, Trainer, fine_tune_network, write_checkpoint
-from job.tracking.session import TENSORBOARD_DIR, Tracking
-from job.tracking.tensorboard import restore_event_files
+from job.tracking.session import Tracking
+from job.tracking.tensorboard import EVENT_DIR, restore_event_files
 
 STATE_FILE = "train_state.ckpt"
 CLASSES_FILE = "classes.json"  # committed next to every checkpoint, so each is usable on its own
@@ -166,7 +166,7 @@ class Run:
         trainer.restore(restored.files[STATE_FILE])
         self.patience = Patience.from_state(restored.manifest.state.get("early_stop"))
         self._unpack_compile_cache(restored)
-        restore_event_files(restored.files, self.scratch / TENSORBOARD_DIR)
+        restore_event_files(restored.files, self.scratch / EVENT_DIR)
         shutil.rmtree(restored.files[STATE_FILE].parent, ignore_errors=True)
         self.progress.emit("resumed", epoch=restored.manifest.epoch, attempt=restored.manifest.attempt)
         return list(restored.manifest.state["history"])
@@ -382,7 +382,7 @@ class Run:
             "seconds": round(time.perf_counter() - started, 1),
             "metrics": f"{self.store.uri}/{run_record.METRICS_KEY}",
         }
-        document = writer.commit(
+        metrics_copy = writer.commit(
             {
                 "summary": summary,
                 "final": final,
@@ -393,8 +393,6 @@ class Run:
             }
         )
         if self.tracking is not None:
-            metrics_copy = writer.staging / run_record.METRICS_KEY
-            metrics_copy.write_text(json.dumps(document, indent=2), encoding="utf-8")
             self.tracking.results(summary, {**writer.local_files(), "metrics": metrics_copy})
         return summary
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,20 +12,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from ports import free_port, port_open
+
 READY_SECONDS = 120  # a cold start imports MLflow's whole server (several seconds on a busy 2-core machine)
 STOP_SECONDS = 15
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 class MlflowServer:
@@ -35,13 +24,13 @@ class MlflowServer:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()  # kept across restarts
+        self.port = free_port()  # kept across restarts
         self.uri = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
         self.startup_seconds: list[float] = []  # how long each start took to answer /health
 
     def start(self) -> None:
-        if _port_open(self.port):
+        if port_open(self.port):
             raise RuntimeError(f"port {self.port} on 127.0.0.1 is taken; stop whatever listens there")
         started = time.monotonic()
         log = open(self.workdir / "mlflow.log", "ab")
@@ -98,7 +87,7 @@ class MlflowServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         deadline = time.monotonic() + STOP_SECONDS
-        while _port_open(self.port) and time.monotonic() < deadline:
+        while port_open(self.port) and time.monotonic() < deadline:
             time.sleep(0.1)
 
 

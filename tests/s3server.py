@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+
+from ports import free_ports, port_open
 
 ACCESS_KEY = "finetune-tests"
 SECRET_KEY = "finetune-tests-secret"
@@ -39,23 +40,6 @@ def _weed() -> str:
     return found
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
 class SeaweedServer:
     """Start, stop (by PID) and restart one SeaweedFS instance keeping its data."""
 
@@ -78,7 +62,7 @@ class SeaweedServer:
             )
         )
         self.process: subprocess.Popen | None = None
-        self.ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS))))  # kept across restarts
+        self.ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS))))  # kept across restarts
         self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
 
     @property
@@ -91,7 +75,7 @@ class SeaweedServer:
         }
 
     def start(self) -> None:
-        if _port_open(self.ports["s3.port"]):
+        if port_open(self.ports["s3.port"]):
             raise RuntimeError(f"port {self.ports['s3.port']} on 127.0.0.1 is taken; stop whatever listens there")
         log = open(self.workdir / "weed.log", "ab")
         self.process = subprocess.Popen(
@@ -145,7 +129,7 @@ class SeaweedServer:
                 self.process.kill()
                 self.process.wait()
         deadline = time.monotonic() + 15
-        while _port_open(self.ports["s3.port"]) and time.monotonic() < deadline:
+        while port_open(self.ports["s3.port"]) and time.monotonic() < deadline:
             time.sleep(0.1)
 
     def client(self, secret: str = SECRET_KEY):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from conftest import HUB_ID, job_environment
 from jobprocess import JobProcess, event
+from ports import free_port
 from job.errors import EXIT_INTERNAL, EXIT_TERMINATED, BadInput, Unavailable
 from job.msrun import master_address, pod_index, wait_until_resolvable, workers_exit_code
 
@@ -33,12 +33,6 @@ SETTINGS = {
     "FT_EXPORT_MINDIR": "false",
     "FT_DEVICES_PER_WORKER": "2",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.parametrize(
@@ -146,12 +140,12 @@ def distributed_runs(tmp_path_factory, digits_data, zoo_checkpoint) -> dict:
         FT_SCRATCH_DIR=str(base),
         **SETTINGS,
     )
-    killed = JobProcess({**environment, "FT_MASTER_PORT": str(_free_port())})
+    killed = JobProcess({**environment, "FT_MASTER_PORT": str(free_port())})
     committed = killed.wait_for(event("committed", epoch=1), timeout=600)
     rank_one = _worker(killed.process.pid, rank=1)
     rank_one.kill()
     killed_code = killed.finish(timeout=300)
-    rerun = JobProcess({**environment, "FT_MASTER_PORT": str(_free_port())})
+    rerun = JobProcess({**environment, "FT_MASTER_PORT": str(free_port())})
     rerun_code = rerun.finish(timeout=900)
     return {
         "killed": killed,

@@ -10,9 +10,7 @@ from typing import Any
 
 from contract.settings import Settings
 from job.progress import Progress
-from job.tracking.tensorboard import EventLog
-
-TENSORBOARD_DIR = "tensorboard"
+from job.tracking.tensorboard import EVENT_DIR, EventLog
 
 
 def mlflow_run_name(settings: Settings) -> str:
@@ -38,7 +36,7 @@ class Tracking:
         self.events: EventLog | None = None
         self.mlflow: Any = None
         if settings.tensorboard:
-            self.events = EventLog(scratch / TENSORBOARD_DIR, steps_per_epoch, epochs_done, attempt)
+            self.events = EventLog(scratch / EVENT_DIR, steps_per_epoch, epochs_done, attempt)
         if settings.mlflow_tracking_uri:
             from job.tracking.mlflow_run import MlflowRun
 

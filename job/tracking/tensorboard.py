@@ -31,6 +31,7 @@ EPOCH_SCALARS = {
 EVAL_SCALARS = {"top1": "eval/top1", "top5": "eval/top5", "loss": "eval/loss"}
 CONFUSION_TAG = "eval/confusion_matrix"
 EVENT_FILE_PREFIX = "events.out.tfevents."
+EVENT_DIR = "tensorboard"  # in the scratch directory, in each commit and in the results
 
 
 class EventLog:
@@ -92,10 +93,10 @@ class EventLog:
         self._file.flush()
         copies = {}
         for path in sorted(self.directory.glob(EVENT_FILE_PREFIX + "*")):
-            target = folder / "tensorboard" / path.name
+            target = folder / EVENT_DIR / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
-            copies[f"tensorboard/{path.name}"] = target
+            copies[f"{EVENT_DIR}/{path.name}"] = target
         return copies
 
     def close(self) -> None:
@@ -108,7 +109,7 @@ def restore_event_files(files: dict[str, Path], directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     moved = 0
     for name, path in files.items():
-        if name.startswith("tensorboard/") and path.name.startswith(EVENT_FILE_PREFIX):
+        if name.startswith(f"{EVENT_DIR}/") and path.name.startswith(EVENT_FILE_PREFIX):
             shutil.move(path, directory / path.name)
             moved += 1
     return moved

@@ -6,6 +6,7 @@ This model is the contract between the manifests (launcher, Helm chart) and the 
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from contract.paths import PUBLIC_HUB, default_compile_cache, default_data_cache, default_hub_cache
 
 ENV_PREFIX = "FT_"
+HTTP_URL = r"^https?://[^/@\s]+(/\S*)?$"  # http:// or https://, a host, no credentials in it
 
 
 class DeviceTarget(str, Enum):
@@ -205,7 +207,7 @@ class Settings(BaseSettings):
     )
     mlflow_tracking_uri: str | None = Field(
         None,
-        pattern=r"^https?://[^/@\s]+(/\S*)?$",
+        pattern=HTTP_URL,
         description="MLflow tracking server (http:// or https://) to log params, per-epoch metrics and the result "
         "files to; a server that is down is retried in the background and never stops the training.",
     )
@@ -249,6 +251,18 @@ class Settings(BaseSettings):
         "Secret); unset: boto3's own sources (AWS_* "
         "variables, ~/.aws).",
     )
+
+    @field_validator("mlflow_tracking_uri", mode="before")
+    @classmethod
+    def _http_url(cls, value):
+        """The pattern's meaning in words (pydantic's own message would quote the regex; the pattern stays for the
+        schemas generated from this model)."""
+        if isinstance(value, str) and not re.match(HTTP_URL, value):
+            raise ValueError(
+                "not an http:// or https:// URL of a tracking server (credentials are refused in it); for example "
+                "http://mlflow.example:5000"
+            )
+        return value
 
     @field_validator(
         "hub_network_dir",

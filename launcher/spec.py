@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import ErrorDetails
 
 from contract.pod import RESERVED_NAMES, RESERVED_PREFIXES, RESERVED_SETTINGS
-from contract.settings import DeviceTarget, Settings
+from contract.settings import HTTP_URL, DeviceTarget, Settings
 from launcher.errors import SpecError
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -33,7 +33,7 @@ QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 NO_SPACE = r"^\S+$"
 CIDR = r"^[0-9a-fA-F.:]+/[0-9]{1,3}$"
-ENDPOINT = r"^https?://[^/@\s]+(/\S*)?$"
+ENDPOINT = HTTP_URL
 USERINFO = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*@"  # scheme://user:password@host: credentials in a URL
 
 

@@ -310,6 +310,21 @@ JOB_CASES = [
     ),
     pytest.param(
         CHECK,
+        {"FT_EARLY_STOP_PATIENCE": "3", "FT_EVAL_EVERY": "0"},
+        EXIT_BAD_INPUT,
+        "FT_EARLY_STOP_PATIENCE=3 counts evaluations, but FT_EVAL_EVERY=0 evaluates only after the last epoch",
+        id="patience-without-evaluations",
+    ),
+    pytest.param(
+        CHECK,
+        {"FT_MLFLOW_TRACKING_URI": "mlflow.internal:5000"},
+        EXIT_BAD_INPUT,
+        "FT_MLFLOW_TRACKING_URI: not an http:// or https:// URL of a tracking server (credentials are refused in "
+        "it); for example http://mlflow.example:5000 (got 'mlflow.internal:5000')",
+        id="mlflow-uri-without-scheme",
+    ),
+    pytest.param(
+        CHECK,
         {"FT_LR_END": "0.5"},
         EXIT_BAD_INPUT,
         "FT_LR_END (0.5) must not exceed FT_LR_MAX (0.01)",

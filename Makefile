@@ -22,6 +22,14 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	$(BIN)/python -m job.demo
 
+# The report page's browser test drives Debian's chromium, headless (installed as root when missing).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" != 0 ] || ! command -v apt-get > /dev/null; then \
+		echo "error: the browser tests need Debian's chromium: apt-get install chromium" >&2; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium > /dev/null
+
 # The policy scanner (checkov) pins many libraries of its own: it gets a virtual environment of its own.
 $(SCANNER):
 	$(PYTHON) -m venv $(SCAN_VENV)
@@ -42,11 +50,11 @@ lint: $(INSTALLED)
 
 # The container tests (tests/image) need built images: `make image-test` runs them. One pytest worker per core:
 # much of a test's time is single-threaded (imports, graph compilation, process start-up).
-test: $(INSTALLED) $(SCANNER) lint
+test: $(INSTALLED) $(SCANNER) $(CHROMIUM) lint
 	$(BIN)/python -m pytest --ignore=tests/image -n auto --durations=15
 
 # The edit-test loop: everything that trains nothing and starts no heavy tool (under a minute).
-test-fast: $(INSTALLED)
+test-fast: $(INSTALLED) $(CHROMIUM)
 	$(BIN)/python -m pytest --ignore=tests/image -m "not slow" -q -n auto
 
 # The CPU image with podman or docker (standard library Python only: no virtual environment needed).

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from contract import exits, models
 from contract.settings import ENV_PREFIX, Settings, env_name, known_variables
 from job.errors import BadInput
 
+M = TypeVar("M", bound=BaseModel)
 
-def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    known = set(known_variables())
+
+def unknown_variables(environ: Mapping[str, str], known: set[str]) -> list[str]:
+    """A problem line for every FT_* variable that is not one of `known`, with the closest name suggested."""
     problems = []
     for name in sorted(environ):
         if name.upper().startswith(ENV_PREFIX) and name.upper() not in known:
@@ -25,39 +28,43 @@ def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def _describe(error: ErrorDetails) -> str:
+def describe(error: ErrorDetails, name_of: Callable[[str], str] = env_name) -> str:
+    """One validation error as a line naming the variable (`name_of` a field)."""
     location = error["loc"]
     if not location:
         return error["msg"].removeprefix("Value error, ")
-    name = env_name(str(location[0]))
+    name = name_of(str(location[0]))
     if error["type"] == "missing":
         return f"{name}: required but not set"
     given = error.get("input")
     return f"{name}: {error['msg'].removeprefix('Value error, ')} (got {given!r})"
 
 
+def validated(model: type[M], values: dict, problems: list[str], name_of: Callable[[str], str], command: str) -> M:
+    """`values` validated by `model`; every problem (those given and the model's) in one BadInput message."""
+    found = None
+    try:
+        found = model.model_validate(values)
+    except ValidationError as exc:
+        problems = [*problems, *(describe(error, name_of) for error in exc.errors())]
+    if problems:
+        raise BadInput(
+            f"invalid configuration: {'; '.join(problems)}. Fix these variables ({command} --help lists them all)."
+        )
+    assert found is not None
+    return found
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; every problem is listed in one BadInput message."""
     environ = os.environ if environ is None else environ
-    problems = _unknown_variables(environ)
-    settings = None
+    known = set(known_variables())
     values = {
         key[len(ENV_PREFIX) :].lower(): value
         for key, value in environ.items()
-        if key.upper().startswith(ENV_PREFIX) and key.upper() in set(known_variables())
+        if key.upper().startswith(ENV_PREFIX) and key.upper() in known
     }
-    try:
-        settings = Settings.model_validate(values)
-    except ValidationError as exc:
-        problems.extend(_describe(error) for error in exc.errors())
-    if problems:
-        raise BadInput(
-            "invalid configuration: "
-            + "; ".join(problems)
-            + ". Fix these variables (python -m job --help lists them all)."
-        )
-    assert settings is not None
-    return settings
+    return validated(Settings, values, unknown_variables(environ, known), env_name, "python -m job")
 
 
 def help_text() -> str:

@@ -30,16 +30,23 @@ def _limit_op_threads(count: int) -> None:
         pass
 
 
+def use_device(target: DeviceTarget, device_id: int, processes: int = 1) -> None:
+    """GRAPH mode on the given device; on the CPU, this process's share of the CPUs among `processes`."""
+    import mindspore as ms
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    if target is DeviceTarget.CPU:
+        ms.set_device("CPU")
+        _limit_op_threads(process_share(processes))  # the pod's processes share its CPUs
+    else:
+        ms.set_device(target.value, device_id)
+
+
 def configure(settings: Settings, device_id: int) -> None:
     """GRAPH mode on the given device, with seeded weights, shuffling and augmentation."""
     import mindspore as ms
     import mindspore.dataset as ds
 
-    ms.set_context(mode=ms.GRAPH_MODE)
-    if settings.device_target is DeviceTarget.CPU:
-        ms.set_device("CPU")
-        _limit_op_threads(process_share(settings.devices_per_worker))  # the pod's processes share its CPUs
-    else:
-        ms.set_device(settings.device_target.value, device_id)
+    use_device(settings.device_target, device_id, settings.devices_per_worker)
     ms.set_seed(settings.seed)
     ds.config.set_seed(settings.seed)

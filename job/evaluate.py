@@ -26,6 +26,12 @@ def predict(network, dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(logits), np.concatenate(labels)
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Each row's probabilities, computed stably (in float64)."""
+    shifted = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     """The mean negative log-likelihood of the true labels under softmax(logits), computed stably."""
     shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)

@@ -59,10 +59,11 @@ def _save(record: Path, verified: dict[str, list[int]]) -> None:
     os.replace(partial, record)
 
 
-def check_images_readable(folder: ImageFolder, variable: str, workers: int, cache: Path | None = None) -> int:
-    """Decode every image not recorded as readable in `cache` (in parallel), and record those that decode;
-    BadInput listing the ones that do not. Returns how many images were decoded."""
-    names = {path: f"{label}/{path.name}" for label, paths in folder.files.items() for path in paths}
+def unreadable_images(folder: ImageFolder, workers: int, cache: Path | None = None) -> tuple[int, dict[Path, str]]:
+    """Decode every image not recorded as readable in `cache` (in parallel) and record those that decode; (how
+    many were decoded, the ones that do not decode with their problem). Records are keyed by the path relative
+    to the folder's root."""
+    names = {path: path.relative_to(folder.root).as_posix() for paths in folder.files.values() for path in paths}
     paths = list(names)
     record = _record_path(cache, folder.root) if cache is not None else None
     known = _load(record) if record is not None else {}
@@ -77,7 +78,14 @@ def check_images_readable(folder: ImageFolder, variable: str, workers: int, cach
             if identity is not None and problems.get(path) is None
         }
         _save(record, readable)
-    bad = [problem for problem in problems.values() if problem]
+    return len(pending), {path: problem for path, problem in problems.items() if problem}
+
+
+def check_images_readable(folder: ImageFolder, variable: str, workers: int, cache: Path | None = None) -> int:
+    """How many images of `folder` were decoded (see unreadable_images); BadInput listing those that do not."""
+    decoded, bad = unreadable_images(folder, workers, cache)
     if bad:
-        raise BadInput(f"{variable} has {len(bad)} unreadable images: {listing(bad)}; replace or delete them")
-    return len(pending)
+        raise BadInput(
+            f"{variable} has {len(bad)} unreadable images: {listing(list(bad.values()))}; replace or delete them"
+        )
+    return decoded

@@ -12,12 +12,14 @@ import threading
 import time
 from contextlib import ExitStack, contextmanager
 from functools import partial
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterator
 
+import mindspore as ms
 import mindspore.dataset as ds
+import numpy as np
 from mindspore import nn
 
 from job import data, features, feeds, hub, run_record
@@ -31,12 +33,14 @@ from job.early_stop import Patience, observe
 from job.device import configure
 from job.errors import Terminated, Unavailable
 from job.preflight import check_directories, hub_descriptor, with_image_size
-from job.evaluate import classification_metrics, predict
+from job.evaluate import classification_metrics, predict, softmax
 from job.feeds import Feed
-from job.export import export_mindir
+from job.export import MODEL_CHECKPOINT, MODEL_JSON, MODEL_MINDIR, export_mindir, model_description
+from job.export import write_model_description
 from job.progress import Progress
 from job.readable import check_images_readable
 from job.report import plot_confusion_matrix, plot_training_curves
+from job.report_page import Misclassified, worst_misclassified, write_report
 from job.results import ResultWriter, collect_abandoned
 from job.storage import Store, StorageOptions, open_store
 from job.train import EpochRecord, Trainer, fine_tune_network, write_checkpoint
@@ -44,6 +48,7 @@ from job.tracking.session import Tracking
 from job.tracking.tensorboard import EVENT_DIR, restore_event_files
 
 STATE_FILE = "train_state.ckpt"
+BEST_FILE = "best_epoch.ckpt"  # the best epoch's committed state, fetched when an earlier attempt trained it
 CLASSES_FILE = "classes.json"  # committed next to every checkpoint, so each is usable on its own
 EPOCH_SEED_STRIDE = 100_003  # the data order of epoch e depends only on (FT_SEED, e): a resumed run repeats it
 
@@ -87,6 +92,20 @@ def _hub_backbone(settings: Settings) -> nn.Cell:
     )
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation pass: the epoch whose weights were evaluated, each image's logits and its label."""
+
+    epoch: int
+    logits: np.ndarray
+    labels: np.ndarray
+
+
+def _parameters(network: nn.Cell) -> dict[str, ms.Parameter]:
+    """Host copies of the network's parameters, loadable into it later."""
+    return {p.name: ms.Parameter(ms.Tensor(p.asnumpy()), name=p.name) for p in network.get_parameters()}
+
+
 def _is_eval_epoch(epoch: int, settings: Settings) -> bool:
     return epoch == settings.epochs or (settings.eval_every > 0 and epoch % settings.eval_every == 0)
 
@@ -120,6 +139,9 @@ class Run:
         self.log = CheckpointLog(store, self.attempt)
         self.patience = Patience()
         self.tracking: Tracking | None = None
+        self.last_eval: Evaluation | None = None
+        self.best_state: tuple[int, dict[str, ms.Parameter]] | None = None  # kept while its commit may be pending
+        self.evaluated: tuple[nn.Cell, Any] | None = None  # (the cell evaluated, the evaluation set)
 
     def open_tracking(self, steps_per_epoch: int, epochs_done: int) -> Tracking:
         """Rank 0's trackers, once resumed: TensorBoard then purges what a killed attempt wrote past epoch
@@ -287,13 +309,16 @@ class Run:
 
         done = self._epochs_done(history)
         feed, evaluated, eval_set = self._prepare(trainer, network, folders, classes, done, stop)
+        self.evaluated = (evaluated, eval_set)
         final: dict = {}
         for record in self._epochs(trainer, network, feed, done, stop):
             if _is_eval_epoch(record.epoch, settings):
-                final = classification_metrics(*predict(evaluated, eval_set), classes)
+                final = self._evaluate(record.epoch, classes)
                 record.eval = {key: final[key] for key in ("top1", "top5", "loss")}
                 self.patience = observe(self.patience, record.epoch, record.eval, settings)
             history.append(asdict(record))
+            if record.eval and _best(history) is history[-1]:
+                self.best_state = (record.epoch, _parameters(network))
             self.progress.emit("epoch", **history[-1])
             if self.patience.stopped:
                 self.progress.emit("early_stop", epoch=record.epoch, reason=self.patience.reason)
@@ -319,7 +344,35 @@ class Run:
             committer.submit(PendingCommit(record.epoch, files, state, folder, write))
             if self.agree_to_stop(self.patience.stopped):
                 break
-        return final or classification_metrics(*predict(evaluated, eval_set), classes)
+        return final or self._evaluate(history[-1]["epoch"], classes)
+
+    def _evaluate(self, epoch: int, classes: list[str]) -> dict:
+        """Evaluate the network as it stands (holding epoch `epoch`'s weights), remembering each image's logits."""
+        assert self.evaluated is not None, "train() prepares the evaluation set first"
+        logits, labels = predict(*self.evaluated)
+        self.last_eval = Evaluation(epoch, logits, labels)
+        return classification_metrics(logits, labels, classes)
+
+    def load_epoch(self, network: nn.Cell, epoch: int) -> None:
+        """Put epoch `epoch`'s weights into `network` (unless the last evaluation already saw them): kept in
+        memory when this attempt trained it, else read from its committed checkpoint."""
+        if self.last_eval is not None and self.last_eval.epoch == epoch:
+            return
+        if self.best_state is not None and self.best_state[0] == epoch:
+            parameters = self.best_state[1]
+        else:
+            local = self.scratch / BEST_FILE
+            self.store.get_file(self.committed_checkpoint(epoch), local)
+            parameters = ms.load_checkpoint(str(local))
+        ms.load_param_into_net(network, parameters, strict_load=True)
+
+    def exported_evaluation(self, network: nn.Cell, epoch: int, classes: list[str]) -> Evaluation:
+        """The evaluation of the best epoch's weights, now in `network` (run again unless it was the last)."""
+        self.load_epoch(network, epoch)
+        assert self.last_eval is not None, "train() evaluates at least once"
+        if self.last_eval.epoch != epoch:
+            self._evaluate(epoch, classes)
+        return self.last_eval
 
     def flush(self, committer: BackgroundCommitter, stop_requested: threading.Event) -> None:
         """Wait for every commit (bounded by FT_FLUSH_TIMEOUT_SECONDS), or stop on SIGTERM."""
@@ -347,9 +400,12 @@ class Run:
             raise Unavailable(f"the manifest of epoch {epoch} is missing from {self.store.uri}; retry later")
         return next(entry["key"] for entry in manifest.files if entry["name"] == STATE_FILE)
 
-    def prepare_results(self, network: nn.Cell, classes: list[str], history: list[dict], final: dict) -> ResultWriter:
-        """Write and start uploading the result files that need no stored checkpoint, while the last
-        commits finish."""
+    def prepare_results(
+        self, network: nn.Cell, classes: list[str], history: list[dict], final: dict
+    ) -> tuple[ResultWriter, Evaluation]:
+        """Write and start uploading the result files that need no stored checkpoint, while the last commits
+        finish: the plots, and the exported model (the best epoch's weights, now in `network`) with its
+        evaluation."""
         writer = ResultWriter(self.store, self.attempt, self.scratch / "results", self.settings.flush_timeout_seconds)
         writer.add_json("classes", "classes.json", classes)
         plot_training_curves(history, writer.local("training_curves", "plots/training_curves.png"))
@@ -361,15 +417,31 @@ class Run:
             for name in self.tracking.final_event_files(confusion_png, writer.staging):
                 writer.local(name, name)
                 writer.upload(name)
+        best = _best(history) or history[-1]
+        exported = self.exported_evaluation(network, best["epoch"], classes)
+        ms.save_checkpoint(network, str(writer.local("model_checkpoint", MODEL_CHECKPOINT)))
+        writer.upload("model_checkpoint")
+        top1 = best.get("eval", {}).get("top1")
+        description = model_description(self.image_size, classes, self.settings.model, best["epoch"], top1)
+        write_model_description(writer.local("model_json", MODEL_JSON), description)
+        writer.upload("model_json")
         if self.settings.export_mindir:
-            export_mindir(network, self.image_size, writer.local("mindir", "model.mindir"))
+            export_mindir(network, self.image_size, writer.local("mindir", MODEL_MINDIR))
             writer.upload("mindir")
-        return writer
+        return writer, exported
 
     def commit_results(
-        self, writer: ResultWriter, classes: list[str], history: list[dict], final: dict, started: float
+        self,
+        writer: ResultWriter,
+        classes: list[str],
+        history: list[dict],
+        final: dict,
+        exported: Evaluation,
+        data_sets: dict[str, dict],
+        started: float,
     ) -> dict:
-        """Once every epoch is committed: point at the best epoch's checkpoint, write metrics.json."""
+        """Once every epoch is committed: point at the best epoch's checkpoint, write the report page, then
+        metrics.json. `data_sets`: each image set's location, fingerprint and image paths (evaluation order)."""
         settings = self.settings
         best = _best(history) or {"epoch": history[-1]["epoch"], "eval": {"top1": None}}
         writer.artefacts["best_checkpoint"] = self.committed_checkpoint(best["epoch"])
@@ -382,16 +454,29 @@ class Run:
             "seconds": round(time.perf_counter() - started, 1),
             "metrics": f"{self.store.uri}/{run_record.METRICS_KEY}",
         }
-        metrics_copy = writer.commit(
-            {
-                "summary": summary,
-                "final": final,
-                "history": history,
-                "early_stop": {**self.patience.as_state(), "patience": settings.early_stop_patience},
-                "classes": classes,
-                "settings": settings.model_dump(mode="json"),
-            }
+        document = {
+            "summary": summary,
+            "final": final,
+            "exported": {
+                "epoch": exported.epoch,
+                "metrics": classification_metrics(exported.logits, exported.labels, classes),
+            },
+            "history": history,
+            "early_stop": {**self.patience.as_state(), "patience": settings.early_stop_patience},
+            "classes": classes,
+            "settings": settings.model_dump(mode="json"),
+            "data": {
+                variable: {key: value for key, value in found.items() if key != "paths"}
+                for variable, found in data_sets.items()
+            },
+        }
+        gallery: list[Misclassified] = worst_misclassified(
+            data_sets["FT_EVAL_DATA"]["paths"], softmax(exported.logits), exported.labels, classes
         )
+        figures = {"training_curves": writer.staging / "plots" / "training_curves.png"}  # the matrix is a table
+        write_report(writer.local("report", "report.html"), document, figures, gallery)
+        writer.upload("report")
+        metrics_copy = writer.commit(document)
         if self.tracking is not None:
             self.tracking.results(summary, {**writer.local_files(), "metrics": metrics_copy})
         return summary
@@ -434,6 +519,18 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
         train_folder, eval_folder, classes, fingerprints = _image_sets(
             settings, data.worker_count(settings.num_workers, settings.devices_per_worker)
         )
+    data_sets = {
+        variable: {
+            "location": location,
+            "fingerprint": fingerprints[variable],
+            "images": folder.size,
+            "paths": [path for paths in folder.files.values() for path in paths],
+        }
+        for variable, location, folder in (
+            ("FT_TRAIN_DATA", settings.train_data, train_folder),
+            ("FT_EVAL_DATA", settings.eval_data, eval_folder),
+        )
+    }
     if settings.image_size is None:  # after the data checks, which need no hub
         with topology.pod_leader_first():  # one descriptor download per pod
             settings = with_image_size(settings, None if backbone is not None else hub_descriptor(settings))
@@ -485,10 +582,11 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
         try:
             final = current.train(trainer, network, folders, classes, history, committer, stop_requested)
             digest = topology.check_identical(network)
-            with current.prepare_results(network, classes, history, final) as writer:
+            writer, exported = current.prepare_results(network, classes, history, final)
+            with writer:
                 current.flush(committer, stop_requested)
                 return {
-                    **current.commit_results(writer, classes, history, final, started),
+                    **current.commit_results(writer, classes, history, final, exported, data_sets, started),
                     **({"parameters_sha256": digest} if topology.is_distributed else {}),
                 }
         except Terminated:

@@ -108,6 +108,9 @@ def test_artefacts_are_written_and_usable(finished_run):
         "training_curves",
         "confusion_matrix",
         "mindir",
+        "model_checkpoint",
+        "model_json",
+        "report",
     }
     assert json.loads(artefacts["classes"].read_text()) == ["digit-0", "digit-1", "digit-2"]
     beside = artefacts["best_checkpoint"].parent / "classes.json"  # the checkpoint is usable on its own
@@ -116,6 +119,18 @@ def test_artefacts_are_written_and_usable(finished_run):
         assert artefacts[picture].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # best.ckpt uses the model zoo's names: it loads into GoogleNet(num_classes=3) with its top.
     load_checkpoint_into(googlenet(num_classes=3, include_top=True), artefacts["best_checkpoint"])
+    # the exported model is the best epoch's: model.ckpt holds best.ckpt's weights, model.json says which epoch
+    best, exported = (
+        ms.load_checkpoint(str(artefacts["best_checkpoint"])),
+        ms.load_checkpoint(str(artefacts["model_checkpoint"])),
+    )
+    assert exported.keys() <= best.keys() and "classifier.weight" in exported  # best.ckpt adds the optimizer's state
+    for name in exported:
+        np.testing.assert_array_equal(best[name].asnumpy(), exported[name].asnumpy())
+    description = json.loads(artefacts["model_json"].read_text())
+    assert description["epoch"] == metrics["summary"]["best_epoch"] == metrics["exported"]["epoch"]
+    assert description["classes"] == metrics["classes"] and description["input"]["shape"] == [-1, 3, 32, 32]
+    assert "<title>Fine-tuning report" in artefacts["report"].read_text()
     manifests = sorted((out / "checkpoints" / "manifests").iterdir())
     kept = sorted({2, 3, 4, metrics["summary"]["best_epoch"]})  # FT_KEEP_CHECKPOINTS=3 newest, plus the best
     assert [path.name for path in manifests] == [f"epoch-{epoch:06d}.json" for epoch in kept]

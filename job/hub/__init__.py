@@ -227,11 +227,13 @@ def load(
     force_reload: bool = False,
     network_dir: Path | str | None = None,
     storage_options: storage.StorageOptions = storage.StorageOptions(),
+    layout_from: dict | None = None,
     **kwargs,
 ):
     """Build the hub entry's network (`*args`/`**kwargs` such as include_top, num_classes go to its constructor)
     and, if `pretrained`, load its sha256-verified checkpoint into it. The descriptor is read first: a
-    model-name the job cannot build is refused before the checkpoint is downloaded."""
+    model-name the job cannot build is refused before the checkpoint is downloaded. Not pretrained, the
+    parameters `layout_from` (a fine-tuned checkpoint's) show the layout or variant to build."""
 
     entry = resolve(
         name,
@@ -253,7 +255,8 @@ def load(
         architecture, branch = for_descriptor(entry.descriptor)
         # a checkpoint's own parameters show a layout or variant its entry's branch does not say: several
         # branches' entries share one MobileNetV2 file, VGG-16's batch norm and class count differ by entry
-        shown = architecture.checkpoint_arguments(parameters) if parameters is not None else {}
+        shapes_from = parameters if parameters is not None else layout_from
+        shown = architecture.checkpoint_arguments(shapes_from) if shapes_from is not None else {}
         network = create_network(model_name, *args, **{"zoo_branch": branch, **shown, **kwargs})
     if entry.checkpoint is not None:
         load_checkpoint_into(network, entry.checkpoint, parameters)

@@ -1,0 +1,52 @@
+"""`python -m job predict`'s settings: FT_PREDICT_* and the job's own FT_* variables, then command-line options
+(which win)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from typing import NoReturn
+
+from contract.predict import PredictOptions, PredictSettings, env_name, option_variables
+from contract.settings import known_variables
+from job.config import unknown_variables, validated
+from job.errors import BadInput
+
+COMMAND = "python -m job predict"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one BadInput line (exit 2), not argparse's usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(f"{COMMAND}: {message}; {COMMAND} --help lists the options")
+
+
+def parser() -> argparse.ArgumentParser:
+    found = _Parser(
+        prog=COMMAND,
+        description="Classify images with a finished run's model. Each option can also be set by its variable; "
+        "the job's FT_DEVICE_TARGET, FT_BATCH_SIZE, FT_NUM_WORKERS, FT_DATA_CACHE, FT_SCRATCH_DIR and FT_S3_* "
+        "apply as for training.",
+    )
+    for name, field in PredictOptions.model_fields.items():
+        found.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"{field.description} [{env_name(name)}]")
+    return found
+
+
+def load_predict_settings(argv: list[str], environ: Mapping[str, str] | None = None) -> PredictSettings:
+    """The options from `argv` over those from the environment; every problem in one BadInput message."""
+    environ = os.environ if environ is None else environ
+    given = vars(parser().parse_args(argv))
+    values = {field: environ[env_name(field)] for field in PredictSettings.model_fields if env_name(field) in environ}
+    values.update({field: value for field, value in given.items() if value is not None})
+    known = set(known_variables()) | set(option_variables())  # a predict Job may carry the training settings
+    return validated(PredictSettings, values, unknown_variables(environ, known), _named, COMMAND)
+
+
+def _named(field: str) -> str:
+    """How a problem names a setting: an option by its flag and variable, a job setting by its variable."""
+    if field in PredictOptions.model_fields:
+        return f"--{field.replace('_', '-')} ({env_name(field)})"
+    return env_name(field)

@@ -5,17 +5,16 @@ do to training. The launcher renders a predict Job from this contract."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contract.settings import ENV_PREFIX, Checksums, DeviceTarget, RetryMode, Settings
+from contract.commands import JOB_FIELDS, StorageSettings
+from contract.settings import ENV_PREFIX, DeviceTarget
 
 PREDICT_PREFIX = ENV_PREFIX + "PREDICT_"
 PREDICTIONS_JSONL = "predictions.jsonl"
 PREDICTIONS_CSV = "predictions.csv"
 PREDICTION_SUMMARY = "summary.json"  # written last: its presence says the predictions are complete
-_JOB: dict[str, Any] = dict(Settings.model_fields)  # the job's own fields (FieldInfo), reused as defaults
 
 
 class PredictOptions(BaseModel):
@@ -38,21 +37,14 @@ class PredictOptions(BaseModel):
     top_k: int = Field(5, ge=1, description="Labels (with probabilities) listed per image.")
 
 
-class PredictSettings(PredictOptions):
+class PredictSettings(PredictOptions, StorageSettings):
     """The options plus the job's settings that prediction uses (same variables, same meaning)."""
 
-    device_target: DeviceTarget = _JOB["device_target"]
-    device_id: int = _JOB["device_id"]
-    batch_size: int = _JOB["batch_size"]
-    num_workers: int = _JOB["num_workers"]
-    data_cache: Path = _JOB["data_cache"]
-    scratch_dir: Path | None = _JOB["scratch_dir"]
-    s3_retry_mode: RetryMode = _JOB["s3_retry_mode"]
-    s3_max_attempts: int = _JOB["s3_max_attempts"]
-    s3_connect_timeout: float = _JOB["s3_connect_timeout"]
-    s3_read_timeout: float = _JOB["s3_read_timeout"]
-    s3_checksums: Checksums = _JOB["s3_checksums"]
-    s3_credentials_dir: Path | None = _JOB["s3_credentials_dir"]
+    device_target: DeviceTarget = JOB_FIELDS["device_target"]
+    device_id: int = JOB_FIELDS["device_id"]
+    batch_size: int = JOB_FIELDS["batch_size"]
+    num_workers: int = JOB_FIELDS["num_workers"]
+    data_cache: Path = JOB_FIELDS["data_cache"]
 
 
 def env_name(field: str) -> str:

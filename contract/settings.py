@@ -14,8 +14,11 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.paths import PUBLIC_HUB, default_compile_cache, default_data_cache, default_hub_cache
+from contract.results import parse_bar
 
 ENV_PREFIX = "FT_"
+ID_PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"  # one part of a hub id
+HUB_ENTRY_ID = rf"^{ID_PART}/{ID_PART}/{ID_PART}$"  # owner/version/name: the id a published entry gets
 HTTP_URL = r"^https?://[^/@\s]+(/\S*)?$"  # http:// or https://, a host, no credentials in it
 
 
@@ -236,6 +239,21 @@ class Settings(BaseSettings):
         gt=0,
         description="At the end, how long to wait for pending commits (storage outage) before failing retryably.",
     )
+    publish_to: str | None = Field(
+        None,
+        description="A hub root (local directory or s3:// prefix) to publish the finished run to as FT_PUBLISH_ID "
+        "(descriptor, checkpoint, model card); unset: not published.",
+    )
+    publish_id: str | None = Field(
+        None,
+        pattern=HUB_ENTRY_ID,
+        description="The published entry's id, owner/version/name; an existing id is never overwritten.",
+    )
+    publish_require: str = Field(
+        "",
+        description="Comma-separated bars the run must meet to be published, as --require takes them "
+        "(e.g. top1>=0.9); empty: always published.",
+    )
     s3_retry_mode: RetryMode = Field(RetryMode.STANDARD, description="botocore retry mode: standard or adaptive.")
     s3_max_attempts: int = Field(5, ge=1, description="botocore attempts per S3 request.")
     s3_connect_timeout: float = Field(10, gt=0, description="Seconds to connect to the S3 endpoint.")
@@ -305,9 +323,21 @@ class Settings(BaseSettings):
                 f"FT_WORKERS={self.workers} needs FT_WORKER_SERVICE, the headless Service naming the "
                 f"pods (the launcher and the chart set it)"
             )
+        if self.publish_to and not self.publish_id:
+            problems.append("FT_PUBLISH_TO needs FT_PUBLISH_ID, the entry's owner/version/name")
+        for bar in filter(None, (part.strip() for part in self.publish_require.split(","))):
+            try:
+                parse_bar(bar)
+            except ValueError as exc:
+                problems.append(f"FT_PUBLISH_REQUIRE: {exc}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def publish_bars(self) -> list[str]:
+        """FT_PUBLISH_REQUIRE's bars."""
+        return [part.strip() for part in self.publish_require.split(",") if part.strip()]
 
     @property
     def world_size(self) -> int:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -15,6 +16,13 @@ from contract.settings import ENV_PREFIX, Settings, env_name, known_variables
 from job.errors import BadInput
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A command's options; an argument error is one BadInput line (exit 2), not argparse's usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(f"{self.prog}: {message}; {self.prog} --help lists the options")
 
 
 def unknown_variables(environ: Mapping[str, str], known: set[str]) -> list[str]:

@@ -38,6 +38,7 @@ from job.feeds import Feed
 from job.export import MODEL_CHECKPOINT, MODEL_JSON, MODEL_MINDIR, export_mindir, model_description
 from job.export import write_model_description
 from job.progress import Progress
+from job.publishing import check_publishable, publish_finished
 from job.readable import check_images_readable
 from job.report import plot_confusion_matrix, plot_training_curves
 from job.report_page import Misclassified, worst_misclassified, write_report
@@ -515,6 +516,8 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
     store = open_store(settings.output, StorageOptions.from_settings(settings))
     if topology.is_primary:
         store.check_access()
+        if settings.publish_to:
+            check_publishable(settings)
     with topology.pod_leader_first():  # one copy of s3:// data per pod
         train_folder, eval_folder, classes, fingerprints = _image_sets(
             settings, data.worker_count(settings.num_workers, settings.devices_per_worker)
@@ -585,10 +588,10 @@ def run(settings: Settings, progress: Progress, backbone: nn.Cell | None = None)
             writer, exported = current.prepare_results(network, classes, history, final)
             with writer:
                 current.flush(committer, stop_requested)
-                return {
-                    **current.commit_results(writer, classes, history, final, exported, data_sets, started),
-                    **({"parameters_sha256": digest} if topology.is_distributed else {}),
-                }
+                summary = current.commit_results(writer, classes, history, final, exported, data_sets, started)
+            if settings.publish_to:
+                publish_finished(settings, summary, progress)
+            return {**summary, **({"parameters_sha256": digest} if topology.is_distributed else {})}
         except Terminated:
             progress.emit("terminated", pending_commits_written=committer.flush(settings.term_grace_seconds))
             raise

@@ -5,17 +5,12 @@ the same way) must meet every bar."""
 from __future__ import annotations
 
 import json
-import operator
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.results import METRICS_FILE, SUMMARY_METRICS
+from contract.results import COMPARE, METRICS_FILE, parse_bar
 from launcher.errors import EXIT_BELOW_BAR, ApiRefused, LauncherError, SpecError
 from launcher.spec import JobSpec
-
-REQUIREMENT = re.compile(r"^\s*([a-z0-9_]+)\s*(>=|<=)\s*([-+0-9.eE]+)\s*$")
-COMPARE = {">=": operator.ge, "<=": operator.le}
 
 
 class BelowBar(LauncherError):
@@ -32,15 +27,10 @@ class Requirement:
 
     @classmethod
     def parse(cls, text: str) -> Requirement:
-        match = REQUIREMENT.match(text)
-        if not match:
-            raise SpecError(f"--require {text!r}: use METRIC>=VALUE or METRIC<=VALUE, e.g. --require top1>=0.9")
-        if match.group(1) not in SUMMARY_METRICS:
-            raise SpecError(
-                f"--require {text!r}: metrics.json's summary has no {match.group(1)} (it has: "
-                f"{', '.join(SUMMARY_METRICS)})"
-            )
-        return cls(match.group(1), match.group(2), float(match.group(3)))
+        try:
+            return cls(*parse_bar(text))
+        except ValueError as exc:
+            raise SpecError(f"--require {exc}") from None
 
     def __str__(self) -> str:
         return f"{self.metric}{self.comparison}{self.bound:g}"

@@ -122,16 +122,16 @@ def environment(
 ) -> dict[str, str]:
     """The environment of a SHORT_RUN of the digits (or the given data) to `output`, with `overrides`."""
     base, (local_train, local_eval) = hub_and_data
-    return job_environment(
-        FT_MODEL=HUB_ID,
-        FT_HUB_MIRROR=str(base / "hub"),
-        FT_HUB_CACHE=str(base / "hub-cache"),
-        FT_DATA_CACHE=str(base / "data-cache"),
-        FT_TRAIN_DATA=train or str(local_train),
-        FT_EVAL_DATA=evaluation or str(local_eval),
-        FT_OUTPUT=output,
-        **{**SHORT_RUN, **overrides},
-    )
+    defaults = {
+        "FT_MODEL": HUB_ID,
+        "FT_HUB_MIRROR": str(base / "hub"),
+        "FT_HUB_CACHE": str(base / "hub-cache"),
+        "FT_DATA_CACHE": str(base / "data-cache"),
+        "FT_TRAIN_DATA": train or str(local_train),
+        "FT_EVAL_DATA": evaluation or str(local_eval),
+        "FT_OUTPUT": output,
+    }
+    return job_environment(**{**defaults, **SHORT_RUN, **overrides})
 
 
 def metrics_of(output: str) -> dict:

@@ -15,7 +15,7 @@ from conftest import HUB_ID
 from job import hub
 from job.errors import BadInput, Unavailable
 from job.storage.digest import sha256_of
-from job.hub.descriptor import Asset, render_descriptor
+from job.hub.descriptor import Asset, parse_descriptor, render_descriptor
 
 
 @pytest.fixture()
@@ -99,10 +99,10 @@ def test_unreachable_mirror_is_retryable(tmp_path):
 
 def test_sha256_mismatch_is_quarantined_and_refused(hub_root, tmp_path):
     descriptor = hub_root / "mshub_res" / "assets" / f"{HUB_ID}.md"
-    checkpoint = descriptor.parent / "googlenet_tiny.ckpt"
+    checkpoint = descriptor.parent / parse_descriptor(descriptor.read_text(), "published").asset("ckpt").link
     checkpoint.write_bytes(checkpoint.read_bytes()[:-100])  # truncated after publishing
     cache = tmp_path / "cache"
-    with pytest.raises(BadInput, match=r"sha256 mismatch .*\(quarantined at .*googlenet_tiny\.ckpt\."):
+    with pytest.raises(BadInput, match=r"sha256 mismatch .*\(quarantined at .*googlenet_tiny-[0-9a-f]{16}\.ckpt\."):
         hub.resolve(HUB_ID, mirror=str(hub_root), cache_dir=cache)
     assert list((cache / "quarantine").iterdir()) and not list((cache / "assets").rglob("*.ckpt"))
     with pytest.raises(BadInput, match="sha256 mismatch"):  # never reused: checked again on every load
@@ -121,7 +121,7 @@ def test_corrupted_cache_entry_is_quarantined_and_fetched_again(hub_root, tmp_pa
 
 def test_missing_asset_file_and_missing_ckpt_asset(hub_root, tmp_path):
     assets = hub_root / "mshub_res" / "assets" / "tests" / "1.0"
-    (assets / "googlenet_tiny.ckpt").unlink()
+    next(assets.glob("googlenet_tiny-*.ckpt")).unlink()
     with pytest.raises(BadInput, match="listed by the hub descriptor does not exist"):
         hub.resolve(HUB_ID, mirror=str(hub_root), cache_dir=tmp_path / "a")
     (assets / "only_mindir.md").write_text(render_descriptor("googlenet", [Asset("mindir", "m.mindir", "c" * 64)]))

@@ -13,13 +13,14 @@ from urllib.parse import urlparse
 
 from job import storage
 from contract.paths import PUBLIC_HUB, default_hub_cache
+from contract.settings import ID_PART as ID_PART_PATTERN
 from job.errors import BadInput
 from job.hub.cache import HubCache
 from job.hub.descriptor import Asset, Descriptor, parse_descriptor
 
 __all__ = ["HubEntry", "load", "load_checkpoint_into", "resolve"]
 
-ID_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+ID_PART = re.compile(rf"^{ID_PART_PATTERN}$")
 CHECKPOINT_FORMAT = "ckpt"
 
 

@@ -94,7 +94,7 @@ def parse_descriptor(text: str, source: str) -> Descriptor:
     return Descriptor(str(fields["model-name"]).strip(), _unbracket(fields.get("repo-link", "")), parsed, fields)
 
 
-def render_descriptor(model_name: str, assets: list[Asset], **fields: str) -> str:
+def render_descriptor(model_name: str, assets: list[Asset], **fields: object) -> str:
     """A descriptor in the hub's own layout, for publishing entries to a private hub or mirror."""
     front = {
         "model-name": model_name,

@@ -87,8 +87,10 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 
 def zoo_branch(repo_link: str, fields: dict) -> str | None:
-    """The model zoo branch a hub entry was trained from: its repo-link's `/tree/rX.Y/`, else its
-    mindspore-version."""
+    """The model zoo branch a hub entry was trained from: its zoo-branch (entries this job publishes say it), its
+    repo-link's `/tree/rX.Y/`, else its mindspore-version."""
+    if fields.get("zoo-branch"):
+        return str(fields["zoo-branch"]).strip()
     found = ZOO_BRANCH.search(repo_link or "")
     if found:
         return found.group(1)

@@ -6,25 +6,16 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from typing import NoReturn
 
 from contract.predict import PredictOptions, PredictSettings, env_name, option_variables
 from contract.settings import known_variables
-from job.config import unknown_variables, validated
-from job.errors import BadInput
+from job.config import CommandParser, unknown_variables, validated
 
 COMMAND = "python -m job predict"
 
 
-class _Parser(argparse.ArgumentParser):
-    """Argument errors as one BadInput line (exit 2), not argparse's usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        raise BadInput(f"{COMMAND}: {message}; {COMMAND} --help lists the options")
-
-
 def parser() -> argparse.ArgumentParser:
-    found = _Parser(
+    found = CommandParser(
         prog=COMMAND,
         description="Classify images with a finished run's model. Each option can also be set by its variable; "
         "the job's FT_DEVICE_TARGET, FT_BATCH_SIZE, FT_NUM_WORKERS, FT_DATA_CACHE, FT_SCRATCH_DIR and FT_S3_* "

@@ -25,7 +25,7 @@ from job.storage.uri import split_s3
 
 if TYPE_CHECKING:
     from contract.settings import Settings
-    from contract.predict import PredictSettings
+    from contract.commands import StorageSettings
 
 AUTH_ERRORS = {
     "AccessDenied",
@@ -59,7 +59,7 @@ class StorageOptions:
     credentials_dir: Path | None = None  # files ACCESS_KEY_FILE and SECRET_KEY_FILE; None: boto3's own sources
 
     @classmethod
-    def from_settings(cls, settings: Settings | PredictSettings) -> StorageOptions:
+    def from_settings(cls, settings: Settings | StorageSettings) -> StorageOptions:
         return cls(
             retry_mode=settings.s3_retry_mode.value,
             max_attempts=settings.s3_max_attempts,

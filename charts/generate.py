@@ -168,6 +168,7 @@ def contract_template() -> str:
     parts = [
         ("containerName", pod.CONTAINER),
         ("command", json.dumps(pod.COMMAND)),
+        ("predictArgs", json.dumps([pod.PREDICT_COMMAND])),
         ("appName", pod.APP_NAME),
         ("podSecurityContext", pod.pod_security_context()),
         ("containerSecurityContext", pod.container_security_context()),

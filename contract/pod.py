@@ -12,6 +12,7 @@ from contract.settings import ENV_PREFIX, Settings
 APP_NAME = "mindspore-finetune"  # app.kubernetes.io/name of every object
 CONTAINER = "finetune"
 COMMAND = ["python", "-m", "job"]
+PREDICT_COMMAND = "predict"  # the container's argument in a mode: predict Job
 USER_ID = 10001  # the image's non-root user (Dockerfile)
 BAD_INPUT_EXIT_CODE = exits.BAD_INPUT  # the podFailurePolicy fails the Job at once on it
 

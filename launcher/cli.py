@@ -197,11 +197,27 @@ def _namespaced(arguments: argparse.Namespace, spec: Any, connection: Any, docum
 
 
 def _command_submit(arguments: argparse.Namespace) -> int:
+    return _submit(arguments, load_spec(arguments.spec, arguments.overrides))
+
+
+def _command_predict(arguments: argparse.Namespace) -> int:
+    from launcher.spec import as_predict_job
+
+    options = {"images": arguments.images, "to": arguments.to, "top_k": arguments.top_k, "run": arguments.run}
+    spec = load_spec(arguments.spec, arguments.overrides, lambda doc: as_predict_job(doc, options, arguments.name))
+    if arguments.local:
+        from launcher.local import run_local
+
+        return run_local(spec, None, json_lines=_json(arguments))
+    return _submit(arguments, spec)
+
+
+def _submit(arguments: argparse.Namespace, spec: Any) -> int:
+    """Create the spec's Job (strictly validated first), then follow it and gate it as the options ask."""
     from launcher.cluster import submit
     from launcher.gate import Requirement, check, preflight
 
-    spec = load_spec(arguments.spec, arguments.overrides)
-    requirements = [Requirement.parse(text) for text in arguments.require]
+    requirements = [Requirement.parse(text) for text in getattr(arguments, "require", [])]
     documents = _checked_manifests(spec, str(arguments.spec))
     if requirements:
         preflight(spec)
@@ -378,6 +394,24 @@ def parser() -> argparse.ArgumentParser:
         "implies --wait; checked before submitting; exit 5 when not met)",
     )
     submit.set_defaults(handler=_command_submit)
+
+    predict = commands.add_parser(
+        "predict",
+        help="classify images with a finished run: the spec's Job with mode: predict (python -m job predict)",
+    )
+    _spec_arguments(predict, "the training job spec (its output is the run whose model predicts)")
+    predict.add_argument("--images", help="images to classify: a folder or s3:// prefix (predict.images)")
+    predict.add_argument("--to", help="where predictions.jsonl/.csv and summary.json go (predict.to)")
+    predict.add_argument("--top-k", type=int, default=None, help="labels listed per image (predict.top_k)")
+    predict.add_argument("--run", default=None, help="another finished run or a .mindir (default: the spec's output)")
+    predict.add_argument("--name", default=None, help="the predict Job's name (default: <spec name>-predict)")
+    predict.add_argument("--local", action="store_true", help="run it on this machine (as run --local does)")
+    _cluster_arguments(predict)
+    predict.add_argument("--dry-run", action="store_true", help="server-side dry run: validated, not created")
+    predict.add_argument("--wait", action="store_true", help="follow the Job to its end; exit 0, 1 or 6")
+    predict.add_argument("--follow", action="store_true", help="stream the logs, then wait")
+    _timeout_argument(predict)
+    predict.set_defaults(handler=_command_predict)
 
     for name, handler, text in (
         ("status", _command_status, "show a Job's phase, why, and its progress"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from contract import exits, pod
 from launcher.errors import EXIT_BAD_SPEC, EXIT_JOB_FAILED, EXIT_SUCCEEDED, SpecError
-from launcher.render import check_settings, job_environment, volumes
+from launcher.render import check_settings, container_args, job_environment, volumes
 from launcher.spec import JobSpec
 
 # Variables of this machine a process needs to start at all; nothing else leaks into the job.
@@ -96,7 +96,7 @@ def run_local(spec: JobSpec, workdir: Path | None, json_lines: bool = False) -> 
     workdir = (workdir or Path(".launcher") / spec.name).resolve()
     _prepare(workdir, spec)
     environment = local_environment(spec, workdir)
-    command = [sys.executable, "-m", "job"]
+    command = [sys.executable, "-m", "job", *container_args(spec)]
     if not json_lines:
         return job_outcome(subprocess.run(command, env=environment, check=False).returncode)
     with subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True) as process:

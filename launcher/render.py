@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from contract import pod
 from contract.paths import PUBLIC_HUB
+from contract.predict import env_name as predict_env_name
 from contract.settings import Settings, env_name
 from launcher.errors import SpecError
 from launcher.spec import JobSettings, JobSpec
@@ -65,6 +66,7 @@ def job_environment(spec: JobSpec) -> dict[str, str]:
         "FT_TRAIN_DATA": spec.train_data,
         "FT_EVAL_DATA": spec.eval_data,
         "FT_OUTPUT": spec.output,
+        **predict_environment(spec),
         **pod.LAYOUT_ENVIRONMENT,
     }
     if spec.workers > 1 or spec.processes_per_pod > 1:
@@ -84,6 +86,20 @@ def job_environment(spec: JobSpec) -> dict[str, str]:
     return environment
 
 
+def predict_environment(spec: JobSpec) -> dict[str, str]:
+    """A predict Job's FT_PREDICT_* variables (it reads the job's settings too, as training does)."""
+    if spec.mode != "predict":
+        return {}
+    options = spec.predict
+    chosen = {"run": options.run or spec.output, "images": options.images, "to": options.to, "top_k": options.top_k}
+    return {predict_env_name(key): setting_text(value) for key, value in chosen.items()}
+
+
+def container_args(spec: JobSpec) -> list[str]:
+    """The container's arguments after its command: a predict Job runs `python -m job predict`."""
+    return [pod.PREDICT_COMMAND] if spec.mode == "predict" else []
+
+
 def _settings(spec: JobSpec) -> dict[str, Any]:
     return spec.settings.model_dump(exclude_none=True)
 
@@ -91,8 +107,11 @@ def _settings(spec: JobSpec) -> dict[str, Any]:
 def check_settings(spec: JobSpec) -> None:
     """The job's own cross-setting checks (lr_init <= lr_max, batch divisible by the processes, ...), reported by
     their spec keys."""
+    predicting = predict_environment(spec)  # python -m job predict's own options, checked by the job
     environment = {
-        key[len("FT_") :].lower(): value for key, value in job_environment(spec).items() if key.startswith("FT_")
+        key[len("FT_") :].lower(): value
+        for key, value in job_environment(spec).items()
+        if key.startswith("FT_") and key not in predicting
     }
     try:
         Settings.model_validate(environment)
@@ -162,6 +181,7 @@ def _container(spec: JobSpec) -> dict:
         "image": spec.image,
         "imagePullPolicy": "IfNotPresent",
         "command": list(pod.COMMAND),
+        **({"args": container_args(spec)} if container_args(spec) else {}),
         "env": _environment_list(spec),
         "resources": _resources(spec),
         "securityContext": pod.container_security_context(),

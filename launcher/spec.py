@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import ErrorDetails
 
 from contract.pod import RESERVED_NAMES, RESERVED_PREFIXES, RESERVED_SETTINGS
+from contract.predict import PredictOptions
 from contract.settings import HTTP_URL, DeviceTarget, Settings
 from launcher.errors import SpecError
 
@@ -199,6 +201,18 @@ class Toleration(Strict):
     tolerationSeconds: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
 
 
+_PREDICT = PredictOptions.model_fields
+
+
+class Predict(Strict):
+    """What a `mode: predict` Job classifies (python -m job predict's options, FT_PREDICT_*)."""
+
+    run: Location | None = Field(None, description=f"{_PREDICT['run'].description} Unset: output.")
+    images: Location | None = Field(None, description=_PREDICT["images"].description)
+    to: Location | None = Field(None, description=_PREDICT["to"].description)
+    top_k: int = Field(_PREDICT["top_k"].default, ge=1, le=INT32_MAX, description=_PREDICT["top_k"].description)
+
+
 class JobSpec(Strict):
     """One fine-tuning job."""
 
@@ -215,6 +229,12 @@ class JobSpec(Strict):
     output: Location = Field(
         description="Where checkpoints, metrics and results go (FT_OUTPUT); a run resumes from what it holds."
     )
+    mode: Literal["train", "predict"] = Field(
+        "train",
+        description="train: fine-tune (python -m job); predict: classify predict.images with the finished run "
+        "(python -m job predict, one pod, the same settings, storage and security).",
+    )
+    predict: Predict = Field(default_factory=Predict, description="The images a predict Job classifies.")
     settings: JobSettings = Field(
         default_factory=JobSettings,
         description="Other job settings by name: epochs: 60 sets FT_EPOCHS (python -m job --help lists them).",
@@ -347,6 +367,12 @@ class JobSpec(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> JobSpec:
+        if self.mode == "predict":
+            missing = [f"predict.{key}" for key in ("images", "to") if not getattr(self.predict, key)]
+            if missing:
+                raise ValueError(f"{' and '.join(missing)}: required with mode: predict")
+            if self.workers > 1:
+                raise ValueError(f"workers: {self.workers} with mode: predict; prediction runs in one pod (workers: 1)")
         if self.retries * self.workers > INT32_MAX:
             raise ValueError(
                 f"retries: {self.retries} x {self.workers} workers exceeds the API server's backoffLimit "
@@ -467,8 +493,16 @@ def parse_spec(document: Any, where: str) -> JobSpec:
         raise SpecError(f"{where}: {describe(exc)}") from exc
 
 
-def load_spec(path: Path, overrides: list[str] | None = None) -> JobSpec:
-    """Read, override and validate a spec file."""
+def as_predict_job(document: dict, options: dict[str, Any], name: str | None) -> dict:
+    """A training spec's document turned into its predict Job's: mode: predict, the given predict options
+    (over the spec's own), named `name` or <name>-predict."""
+    given = {key: value for key, value in options.items() if value is not None}
+    predict = {**(document.get("predict") or {}), **given}
+    return {**document, "mode": "predict", "predict": predict, "name": name or f"{document.get('name', '')}-predict"}
+
+
+def load_spec(path: Path, overrides: list[str] | None = None, predict: Callable[[dict], dict] | None = None) -> JobSpec:
+    """Read, override (then turn into a predict Job with `predict`) and validate a spec file."""
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -482,4 +516,6 @@ def load_spec(path: Path, overrides: list[str] | None = None) -> JobSpec:
         raise SpecError(f"spec {path}{at}: not valid YAML: {problem}") from None
     if isinstance(document, dict):
         document = apply_overrides(document, overrides or [])
+        if predict is not None:
+            document = predict(document)
     return parse_spec(document, f"spec {path}")

@@ -53,6 +53,13 @@ BAD_SPECS: list[tuple[dict[str, Any], str]] = [
     ({"annotations": {"example.com/blob": BIG_ANNOTATION}}, "bytes together, the API server's limit is 262144"),
     ({"retries": 99999999999}, "retries: Input should be less than or equal to 2147483647"),
     ({"retries": 2000000000, "workers": 2, "settings": {"batch_size": 32}}, "exceeds the API server's backoffLimit"),
+    ({"mode": "predict", "predict": {"images": "s3://b/in"}}, "predict.to: required with mode: predict"),
+    (
+        {"mode": "predict", "predict": {"images": "s3://b/in", "to": "s3://b/p"}, "workers": 2},
+        "prediction runs in one pod",
+    ),
+    ({"mode": "serve"}, "mode: Input should be 'train' or 'predict'"),
+    ({"predict": {"top_k": 0}}, "predict.top_k: Input should be greater than or equal to 1"),
     ({"ttl_seconds_after_finished": -1}, "ttl_seconds_after_finished: Input should be greater than or equal to 0"),
     ({"tolerations": [{"key": "gpu", "opertor": "Exists"}]}, "tolerations.0.opertor: not a spec key"),
     ({"image_pull_secrets": ["Bad Name"]}, "image_pull_secrets.0: 'Bad Name' is not a valid name"),

@@ -15,6 +15,7 @@ from helm_python.chart import Chart, lint
 
 from charts import generate
 from contract.settings import known_variables, required_variables
+from contract.predict import option_variables
 from launcher.cli import KUBERNETES_VERSIONS
 from launcher.render import manifests
 from launcher.spec import JobSpec
@@ -193,6 +194,13 @@ PARITY_CASES = {
         "workers": 3,
         "retries": 2,
     },
+    "predict": {
+        **REQUIRED,
+        "mode": "predict",
+        "predict": {"images": "s3://b/incoming/$(date)", "to": "s3://b/predictions/1", "top_k": 3},
+        "storage": {"endpoint": "http://minio.storage:9000", "credentials_secret": "s3"},
+        "settings": {"batch_size": 64},
+    },
     "implied-ascend-no-policy": {
         **REQUIRED,
         "resources": {"accelerators": 8, "accelerator_resource": "huawei.com/Ascend910"},
@@ -249,7 +257,7 @@ def test_chart_and_launcher_render_the_same_documents(case):
     assert _comparable([_as_launcher_would(d) for d in chart]) == _comparable(launcher)
     job = _comparable(launcher)["Job"]
     variables = {name for name in _env(job["spec"]["template"]["spec"]["containers"][0]) if name.startswith("FT_")}
-    assert variables <= set(known_variables()) and set(required_variables()) <= variables
+    assert variables <= {*known_variables(), *option_variables()} and set(required_variables()) <= variables
 
 
 def test_the_parity_cases_reach_what_they_are_for():

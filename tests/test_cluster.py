@@ -57,6 +57,28 @@ def test_submit_creates_the_job(kube, spec_file, capsys):
     assert policy["metadata"]["ownerReferences"][0]["uid"] == stored["metadata"]["uid"]  # deleted with the Job
 
 
+def test_predict_creates_the_runs_predict_job(kube, spec_file, capsys):
+    arguments = ["--images", "s3://b/incoming", "--to", "s3://b/predictions/1", "--top-k", "3"]
+    assert main(["predict", str(spec_file), *arguments, "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] == ["Job/tiny-predict", "NetworkPolicy/tiny-predict"]
+    container = kube.jobs[("ml", "tiny-predict")]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "job"] and container["args"] == ["predict"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert (env["FT_PREDICT_RUN"], env["FT_PREDICT_IMAGES"], env["FT_PREDICT_TO"], env["FT_PREDICT_TOP_K"]) == (
+        SPEC["output"],
+        "s3://b/incoming",
+        "s3://b/predictions/1",
+        "3",
+    )
+    assert (
+        container["securityContext"]["runAsNonRoot"] is True and container["securityContext"]["readOnlyRootFilesystem"]
+    )
+    # without the images or a destination nothing is sent
+    assert main(["predict", str(spec_file), "--images", "s3://b/incoming"]) == 2
+    assert "predict.to: required with mode: predict" in capsys.readouterr().err
+    assert set(kube.jobs) == {("ml", "tiny-predict")}
+
+
 def test_a_multi_pod_job_owns_its_service(kube, tmp_path, capsys):
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump({**SPEC, "workers": 2}))

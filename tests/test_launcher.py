@@ -13,7 +13,9 @@ import yaml
 from bad_specs import BAD_SPECS
 from hypothesis import HealthCheck, given, settings, strategies
 
+from contract.predict import option_variables
 from contract.settings import Settings, known_variables, required_variables
+from job.prediction.options import load_predict_settings
 from launcher.cli import KUBERNETES_VERSIONS, main
 from launcher.errors import EXIT_BAD_SPEC, SpecError
 from launcher.render import manifests, render
@@ -68,8 +70,16 @@ def test_environment_contract(example):
     names = [variable["name"] for variable in container["env"]]
     assert len(names) == len(set(names))
     job_variables = {name for name in names if name.startswith("FT_")}
-    assert job_variables <= set(known_variables())  # every FT_ variable is known to the job
+    assert job_variables <= {*known_variables(), *option_variables()}  # every FT_ variable is known to the job
     assert set(required_variables()) <= job_variables  # every required one is set
+    if container.get("args") == ["predict"]:  # python -m job predict accepts the container's environment
+        environment = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+        settings = load_predict_settings([], environment)
+        assert (settings.images, settings.to, settings.top_k) == (
+            environment["FT_PREDICT_IMAGES"],
+            environment["FT_PREDICT_TO"],
+            int(environment["FT_PREDICT_TOP_K"]),
+        )
 
 
 def test_security_posture_and_secrets_by_reference():

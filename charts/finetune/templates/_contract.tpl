@@ -8,6 +8,10 @@ finetune
 ["python", "-m", "job"]
 {{- end -}}
 
+{{- define "finetune.predictArgs" -}}
+["predict"]
+{{- end -}}
+
 {{- define "finetune.appName" -}}
 mindspore-finetune
 {{- end -}}

@@ -117,6 +117,12 @@ same consistency checks as the launcher's. */}}
 {{- else }}
 - {name: FT_OUTPUT, value: {{ required "output is required" .Values.output | include "finetune.literal" }}}
 {{- end }}
+{{- if eq .Values.mode "predict" }}
+- {name: FT_PREDICT_RUN, value: {{ .Values.predict.run | default .Values.output | include "finetune.literal" }}}
+- {name: FT_PREDICT_IMAGES, value: {{ required "predict.images is required with mode: predict" .Values.predict.images | include "finetune.literal" }}}
+- {name: FT_PREDICT_TO, value: {{ required "predict.to is required with mode: predict" .Values.predict.to | include "finetune.literal" }}}
+- {name: FT_PREDICT_TOP_K, value: {{ .Values.predict.top_k | toString | quote }}}
+{{- end }}
 {{ include "finetune.layoutEnv" . }}
 {{- if or (gt (int .Values.workers) 1) (gt (int (include "finetune.processesPerPod" .)) 1) }}
 - {name: FT_WORKERS, value: {{ .Values.workers | toString | quote }}}
@@ -197,6 +203,9 @@ imagePullSecrets:
 {{- if gt (mul .Values.retries .Values.workers) (int64 (include "finetune.int32Max" .)) -}}
 {{- fail (printf "retries: %d x %d workers exceeds the API server's backoffLimit limit %s" (int64 .Values.retries) (int64 .Values.workers) (include "finetune.int32Max" .)) -}}
 {{- end -}}
+{{- if and (eq .Values.mode "predict") (gt (int .Values.workers) 1) -}}
+{{- fail (printf "workers: %d with mode: predict; prediction runs in one pod (workers: 1)" (int .Values.workers)) -}}
+{{- end -}}
 {{- $urls := dict "model" .Values.model "settings.hub_mirror" (include "finetune.setting" (dict "root" . "name" "hub_mirror")) "storage.endpoint" (.Values.storage.endpoint | default "") -}}
 {{- range $where, $value := $urls -}}
 {{- if and (regexMatch "^https?://" $value) (not (regexMatch "^https?://([^/:@]+|\\[[0-9a-fA-F:.]+\\])(:[0-9]{1,5})?([/?#]|$)" $value)) -}}
@@ -253,6 +262,9 @@ template:
         image: {{ .Values.image | quote }}
         imagePullPolicy: IfNotPresent
         command: {{ include "finetune.command" . }}
+        {{- if eq .Values.mode "predict" }}
+        args: {{ include "finetune.predictArgs" . }}
+        {{- end }}
         env:
           {{- include "finetune.env" . | nindent 10 }}
         resources:

@@ -42,6 +42,11 @@ BENCHMARKS = {  # name -> (script, what the ratio compares)
     ),
     "startup": ("startup.py", "the data phase of a start on 20,000 images: first start vs resume"),
     "first_step": ("first_step.py", "time to the first step with the compiled-graph cache: cold, warm, resumed pod"),
+    "predict": (
+        "predict.py",
+        "`python -m job predict`'s pass vs the job's evaluation pass (first, with compilation; later ones), and "
+        "the whole call, same model and images",
+    ),
     "jpeg_pipeline": (  # needs .venv-torch
         "jpeg_pipeline.py",
         "224x224 training pipeline on 500x375 JPEG photos: the job's vs torchvision's, and vs training consumption",

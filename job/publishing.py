@@ -58,7 +58,7 @@ def _fields(model_id: str, metrics: dict, source: Descriptor) -> dict[str, objec
     settings = metrics["settings"]
     train = metrics["data"]["FT_TRAIN_DATA"]
     branch = zoo_branch(source.repo_link, source.fields)
-    return {
+    fields: dict[str, object] = {
         "backbone-name": source.fields.get("backbone-name", source.model_name),
         "module-type": source.fields.get("module-type", "cv"),
         "fine-tunable": True,
@@ -89,6 +89,7 @@ def _fields(model_id: str, metrics: dict, source: Descriptor) -> dict[str, objec
         "summary": f"{source.model_name} fine-tuned for {len(metrics['classes'])} classes",
         "settings": settings,
     }
+    return {key: value for key, value in fields.items() if value != ""}  # the source may have no link or licence
 
 
 def model_card(model_id: str, hub_root: str, metrics: dict, figures: dict[str, str]) -> str:

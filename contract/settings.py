@@ -325,7 +325,7 @@ class Settings(BaseSettings):
             )
         if self.publish_to and not self.publish_id:
             problems.append("FT_PUBLISH_TO needs FT_PUBLISH_ID, the entry's owner/version/name")
-        for bar in filter(None, (part.strip() for part in self.publish_require.split(","))):
+        for bar in self.publish_bars:
             try:
                 parse_bar(bar)
             except ValueError as exc:

@@ -63,6 +63,23 @@ def validated(model: type[M], values: dict, problems: list[str], name_of: Callab
     return found
 
 
+def from_environment(
+    model: type[M],
+    environ: Mapping[str, str],
+    variable_of: Callable[[str], str],
+    known: set[str],
+    command: str,
+    given: dict | None = None,
+    name_of: Callable[[str], str] | None = None,
+) -> M:
+    """A command's settings: `model`'s fields from their variables (`variable_of`), `given` values over them;
+    unknown FT_* variables (not in `known`) and every invalid value in one BadInput message, each setting named by
+    `name_of` (default: its variable)."""
+    values = {field: environ[variable_of(field)] for field in model.model_fields if variable_of(field) in environ}
+    values.update(given or {})
+    return validated(model, values, unknown_variables(environ, known), name_of or variable_of, command)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; every problem is listed in one BadInput message."""
     environ = os.environ if environ is None else environ

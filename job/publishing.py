@@ -7,40 +7,27 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
-import json
 import os
 import re
 import tempfile
 from pathlib import Path
 
 from contract.commands import StorageSettings
-from contract.results import METRICS_FILE, parse_bar, unmet_bars
-from contract.settings import ENV_PREFIX, HUB_ENTRY_ID, Settings, known_variables
+from contract.results import parse_bar, unmet_bars
+from contract.settings import HUB_ENTRY_ID, Settings, env_name, known_variables
 from job import hub
-from job.config import CommandParser, unknown_variables, validated
+from job.config import CommandParser, from_environment
 from job.errors import BadInput
 from job.hub.descriptor import Descriptor
 from job.hub.publish import publish_entry, refuse_existing
 from job.models import zoo_branch
 from job.progress import Progress
+from job.run_record import finished_metrics
 from job.report_page import per_class_rows
 from job.storage import StorageOptions, open_store
-from job.storage.base import Store
 
 COMMAND = "python -m job publish"
 FIGURES = ("training_curves", "confusion_matrix")
-
-
-def _metrics(output: Store) -> dict:
-    try:
-        metrics = json.loads(output.get_bytes(METRICS_FILE))
-    except FileNotFoundError:
-        raise BadInput(
-            f"{output.uri} holds no {METRICS_FILE}: not a finished run; publish a run's FT_OUTPUT once it has ended"
-        ) from None
-    if "model_checkpoint" not in metrics.get("artefacts", {}):
-        raise BadInput(f"{output.uri} was written by an older version of the job, without model.ckpt; run it again")
-    return metrics
 
 
 def _source(settings: dict, options: StorageOptions) -> Descriptor:
@@ -135,7 +122,7 @@ def publish_run(output: str, hub_root: str, model_id: str, bars: list[str], opti
     if not re.match(HUB_ENTRY_ID, model_id):
         raise BadInput(f"hub id {model_id!r}: use owner/version/name, e.g. team/1.0/flowers_googlenet")
     run_store = open_store(output, options)
-    metrics = _metrics(run_store)
+    metrics = finished_metrics(run_store, run_store.uri, "publish a run's FT_OUTPUT once it has ended")
     unmet = unmet_bars(metrics["summary"], bars)
     if unmet:
         raise BadInput(f"the run at {output} is not published: {'; '.join(unmet)}")
@@ -205,12 +192,6 @@ def publish_command(argv: list[str]) -> dict:
             parse_bar(bar)
         except ValueError as exc:
             raise BadInput(f"{COMMAND}: --require {exc}") from None
-    variable = {field: ENV_PREFIX + field.upper() for field in StorageSettings.model_fields}
-    storage = validated(
-        StorageSettings,
-        {field: os.environ[name] for field, name in variable.items() if name in os.environ},
-        unknown_variables(os.environ, set(known_variables())),  # a publishing Job may carry the run's settings
-        variable.__getitem__,
-        COMMAND,
-    )
+    # a publishing Job may carry the run's settings: every variable of the job is known
+    storage = from_environment(StorageSettings, os.environ, env_name, set(known_variables()), COMMAND)
     return publish_run(given.output, given.hub, given.model_id, given.require, StorageOptions.from_settings(storage))

@@ -89,3 +89,18 @@ def completed_summary(store: Store) -> dict | None:
     if not isinstance(summary, dict):
         raise BadInput(f"{store.uri}/{METRICS_KEY} is damaged (no summary); use a new FT_OUTPUT")
     return summary
+
+
+def finished_metrics(store: Store, where: str, fix: str, older_fix: str = "run it again") -> dict:
+    """metrics.json of a finished run that exported its model (model.ckpt, model.json), for predicting with it or
+    publishing it; BadInput naming `where` and what to do about a missing one (`fix`) or an older one."""
+    try:
+        metrics = json.loads(store.get_bytes(METRICS_KEY))
+    except FileNotFoundError:
+        raise BadInput(f"{where} holds no {METRICS_KEY}: not a finished run; {fix}") from None
+    if "model_checkpoint" not in metrics.get("artefacts", {}):
+        raise BadInput(
+            f"{where} was written by an older version of the job, without the exported model (model.ckpt, "
+            f"model.json); {older_fix}"
+        )
+    return metrics

@@ -102,9 +102,12 @@ class Evaluation:
     labels: np.ndarray
 
 
-def _parameters(network: nn.Cell) -> dict[str, ms.Parameter]:
-    """Host copies of the network's parameters, loadable into it later."""
-    return {p.name: ms.Parameter(ms.Tensor(p.asnumpy()), name=p.name) for p in network.get_parameters()}
+def _network_parameters(snapshot: list[dict], network: nn.Cell) -> dict[str, ms.Parameter]:
+    """The network's parameters from a Trainer.snapshot (host copies already), loadable into it later."""
+    names = {parameter.name for parameter in network.get_parameters()}
+    return {
+        entry["name"]: ms.Parameter(entry["data"], name=entry["name"]) for entry in snapshot if entry["name"] in names
+    }
 
 
 def _is_eval_epoch(epoch: int, settings: Settings) -> bool:
@@ -318,8 +321,9 @@ class Run:
                 record.eval = {key: final[key] for key in ("top1", "top5", "loss")}
                 self.patience = observe(self.patience, record.epoch, record.eval, settings)
             history.append(asdict(record))
+            snapshot = trainer.snapshot()  # the file is written by the committer while the next epoch trains
             if record.eval and _best(history) is history[-1]:
-                self.best_state = (record.epoch, _parameters(network))
+                self.best_state = (record.epoch, _network_parameters(snapshot, network))
             self.progress.emit("epoch", **history[-1])
             if self.patience.stopped:
                 self.progress.emit("early_stop", epoch=record.epoch, reason=self.patience.reason)
@@ -340,7 +344,6 @@ class Run:
             if cache is not None and archive is not None:  # a resumed pod starts with this run's compiled graphs
                 files[ARCHIVE] = archive
                 state["compile_cache_key"] = cache.key
-            snapshot = trainer.snapshot()  # the file is written by the committer while the next epoch trains
             write = partial(write_checkpoint, snapshot, folder / STATE_FILE)
             committer.submit(PendingCommit(record.epoch, files, state, folder, write))
             if self.agree_to_stop(self.patience.stopped):

@@ -11,7 +11,7 @@ from typing import Any
 from job import hub
 from job.errors import BadInput
 from job.export import MODEL_JSON
-from job.run_record import METRICS_KEY
+from job.run_record import finished_metrics
 from job.storage import StorageOptions, open_store, parent
 from job.storage.base import Store
 
@@ -42,19 +42,13 @@ def _fetch(store: Store, key: str, destination: Path, what: str) -> Path:
 
 def _from_run(location: str, options: StorageOptions, scratch: Path) -> LoadedModel:
     store = open_store(location, options)  # read only: a mistyped local location is not created
-    try:
-        metrics = json.loads(store.get_bytes(METRICS_KEY))
-    except FileNotFoundError:
-        raise BadInput(
-            f"{VARIABLE}={location} holds no {METRICS_KEY}: not a finished run; point it at a run's FT_OUTPUT "
-            f"once the run has ended, or at a .mindir file"
-        ) from None
-    artefacts = metrics.get("artefacts", {})
-    if "model_checkpoint" not in artefacts:
-        raise BadInput(
-            f"{VARIABLE}={location} was written by an older version of the job, without the exported model "
-            f"(model.ckpt, model.json); run it again, or point {VARIABLE} at its model.mindir"
-        )
+    metrics = finished_metrics(
+        store,
+        f"{VARIABLE}={location}",
+        "point it at a run's FT_OUTPUT once the run has ended, or at a .mindir file",
+        f"run it again, or point {VARIABLE} at its model.mindir",
+    )
+    artefacts = metrics["artefacts"]
     description = json.loads(
         _fetch(store, artefacts["model_json"], scratch / MODEL_JSON, "metrics.json lists it").read_text()
     )

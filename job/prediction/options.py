@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from contract.predict import PredictOptions, PredictSettings, env_name, option_variables
 from contract.settings import known_variables
-from job.config import CommandParser, unknown_variables, validated
+from job.config import CommandParser, from_environment
 
 COMMAND = "python -m job predict"
 
@@ -29,11 +29,9 @@ def parser() -> argparse.ArgumentParser:
 def load_predict_settings(argv: list[str], environ: Mapping[str, str] | None = None) -> PredictSettings:
     """The options from `argv` over those from the environment; every problem in one BadInput message."""
     environ = os.environ if environ is None else environ
-    given = vars(parser().parse_args(argv))
-    values = {field: environ[env_name(field)] for field in PredictSettings.model_fields if env_name(field) in environ}
-    values.update({field: value for field, value in given.items() if value is not None})
+    given = {field: value for field, value in vars(parser().parse_args(argv)).items() if value is not None}
     known = set(known_variables()) | set(option_variables())  # a predict Job may carry the training settings
-    return validated(PredictSettings, values, unknown_variables(environ, known), _named, COMMAND)
+    return from_environment(PredictSettings, environ, env_name, known, COMMAND, given, _named)
 
 
 def _named(field: str) -> str:
